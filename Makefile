@@ -1,0 +1,47 @@
+# reprolab — one entry point. `make demo` and `make test` are all a fresh machine needs (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# On the course machines torch 2.14.1 / torchvision 0.29.1 install from local disk; elsewhere any torch >= 2.2 works:
+#   make demo TORCH_PINS="torch torchvision"
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+OUT    ?= runs/quickstart
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-fast lab bench report strip student clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e ".[standin,dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) -m reprolab run configs/quickstart.yaml --out $(OUT)
+
+test: venv
+	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest tests -m "not slow and not browser" $(PYTEST_ARGS)
+
+lab: venv
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: venv
+	$(PY) -m reprolab bench --out bench.json
+
+report: venv
+	$(PY) -m reprolab report $(OUT)
+
+strip: venv
+	$(VENV)/bin/nbstripout notebooks/*.ipynb
+
+student: venv
+	$(PY) -m reprolab.student notebooks/ --out notebooks/student/
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

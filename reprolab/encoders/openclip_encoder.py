@@ -1,0 +1,116 @@
+"""open_clip models behind the :class:`~reprolab.encoders.base.Encoder` interface.
+
+* ``OpenClipEncoder.from_pretrained("ViT-B-32", "openai")`` — any open_clip architecture with a pretrained tag
+  (downloaded by open_clip when online) or a local checkpoint file (``pretrained="/path/to/weights.bin"``).
+  The OpenAI ViT-B/32 weights were trained with QuickGELU, so the tag ``openai`` selects the ``-quickgelu``
+  variant of the architecture (open_clip otherwise warns and the features are subtly wrong).
+* ``tiny_openclip()`` — a tiny random-init CLIP (32 px, width 32, one layer) for fast unit tests.
+
+The text-tower forward is written out here (it mirrors ``open_clip.model.CLIP.encode_text``) because the text
+reprogrammer and CoOp need to run it on *given* word embeddings and a *given* positional table.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import MissingWeightsError
+from .base import Encoder
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+TINY_CFG = dict(embed_dim=32,
+                vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=8, head_width=16),
+                text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1))
+
+NO_WEIGHTS_HELP = ("pass a local checkpoint (encoder='openclip:{arch}:/path/to/open_clip_weights.bin', or set "
+                   "REPROLAB_CLIP_WEIGHTS) or use the offline stand-in (encoder='standin')")
+
+
+class OpenClipEncoder(Encoder):
+    def __init__(self, model, *, id: str, display_name: str, tokenizer, mean=OPENAI_MEAN, std=OPENAI_STD):
+        super().__init__()
+        self.model = model
+        self.id, self.display_name = id, display_name
+        size = model.visual.image_size
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self._tokenizer = tokenizer
+        self.freeze()
+
+    # ----- construction -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, arch: str = "ViT-B-32", pretrained: str = "openai") -> "OpenClipEncoder":
+        import open_clip
+
+        if pretrained == "openai" and not arch.endswith("-quickgelu"):
+            arch = arch + "-quickgelu"
+        is_file = os.path.sep in pretrained or os.path.exists(pretrained)
+        if is_file and not os.path.isfile(pretrained):
+            raise MissingWeightsError(f"open_clip checkpoint {pretrained!r} does not exist; "
+                                      + NO_WEIGHTS_HELP.format(arch=arch))
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
+        except Exception as exc:  # network errors, missing cache, bad file: all mean "no weights"
+            raise MissingWeightsError(
+                f"cannot load open_clip {arch} weights {pretrained!r} ({type(exc).__name__}: {exc}); "
+                + NO_WEIGHTS_HELP.format(arch=arch)) from None
+        norm = [t for t in preprocess.transforms if type(t).__name__ == "Normalize"]
+        mean, std = (norm[0].mean, norm[0].std) if norm else (OPENAI_MEAN, OPENAI_STD)
+        tag = os.path.basename(pretrained) if is_file else pretrained
+        return cls(model, id=f"openclip-{arch}-{tag}", display_name=f"CLIP {arch} ({tag})",
+                   tokenizer=open_clip.get_tokenizer(arch), mean=mean, std=std)
+
+    # ----- primitives ---------------------------------------------------------------------------------------------
+    def _image_forward(self, x: Tensor) -> Tensor:
+        return self.model.encode_image(x)
+
+    def _text_forward(self, embeds: Tensor, tokens, positional_embedding: Tensor) -> Tensor:
+        from open_clip.transformer import text_global_pool
+
+        m = self.model
+        x = embeds + positional_embedding[: embeds.shape[1]]
+        x = m.transformer(x, attn_mask=m.attn_mask)
+        x = m.ln_final(x)
+        x = text_global_pool(x, tokens, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+        if m.text_projection is not None:
+            x = m.text_projection(x) if isinstance(m.text_projection, nn.Linear) else x @ m.text_projection
+        return x
+
+    def tokenize(self, texts):
+        return self._tokenizer(list(texts))
+
+    def vocab(self) -> list[str]:
+        tok = getattr(self._tokenizer, "tokenizer", self._tokenizer)
+        decoder = getattr(tok, "decoder", None)
+        if decoder is None:
+            raise NotImplementedError("this open_clip tokenizer has no id→token table")
+        return [decoder.get(i, "").replace("</w>", " ").strip() for i in range(self.token_embedding.num_embeddings)]
+
+    @property
+    def token_embedding(self) -> nn.Embedding:
+        return self.model.token_embedding
+
+    @property
+    def positional_embedding(self) -> Tensor:
+        return self.model.positional_embedding
+
+    def image_parameters(self):
+        return self.model.visual.parameters()
+
+
+def tiny_openclip(seed: int = 0) -> OpenClipEncoder:
+    """A tiny random-init open_clip CLIP (32 px canvas) for unit tests: same code paths, ~2 M parameters."""
+    import open_clip
+    from open_clip.model import CLIP
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = CLIP(**TINY_CFG)
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=TINY_CFG["text_cfg"]["context_length"])
+    return OpenClipEncoder(model, id=f"openclip-tiny-random-s{seed}", display_name="tiny random-init CLIP (tests)",
+                           tokenizer=tokenizer)

@@ -1,0 +1,194 @@
+"""One training loop for every method: seeded, resumable, NaN-safe, device-agnostic.
+
+Schedule (official code, after WiSE-FT's ``cosine_lr``): for step t of T with w warm-up steps and base rate η₀,
+
+    η(t) = η₀ · (t + 1) / w                                  if t < w
+    η(t) = η₀ · ½ · (1 + cos(π · (t − w) / (T − w)))         otherwise
+
+It is written as a pure function of t (rather than a stateful torch scheduler) so that a resumed run sets exactly
+the rate an uninterrupted run would. Likewise the batch order of epoch e is a permutation drawn from
+``seed·1_000_003 + e`` and the RNG is re-seeded from ``(seed, t)`` before step t, so resuming from a checkpoint
+replays the same batches and the same dropout masks: the final tensors equal an uninterrupted run's (on CPU).
+
+A checkpoint holds the method's trainable tensors, the optimiser state (moments and step counts) and the
+loop position — safetensors + JSON through :mod:`reprolab.checkpoint`, written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+from .errors import ConfigError, NonFiniteLossError
+
+
+@dataclass
+class TrainConfig:
+    steps: int | None = None        # total optimiser steps; if None, epochs × batches per epoch
+    epochs: int = 5
+    batch_size: int = 128
+    warmup: int = 500
+    seed: int = 0
+    device: str = "auto"            # auto | cpu | cuda | mps
+    amp: bool = True                # bfloat16 autocast, CUDA only
+    ckpt_every: int = 100
+    progress: bool = True
+
+    def total_steps(self, n: int) -> int:
+        if self.batch_size < 1 or n < 1:
+            raise ConfigError(f"batch_size={self.batch_size} and dataset size {n} must both be ≥ 1")
+        return self.steps if self.steps else self.epochs * max(1, n // self.batch_size)
+
+
+@dataclass
+class History:
+    steps: list = field(default_factory=list)   # one dict per logged step: step, loss, acc, lr
+
+    def as_frame(self):
+        import pandas as pd
+        return pd.DataFrame(self.steps)
+
+
+def cosine_lr(base_lr: float, step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    span = max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(step - warmup, span) / span)) * base_lr
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def build_optimizers(groups: list[dict]) -> list[torch.optim.Optimizer]:
+    opts = []
+    for g in groups:
+        kind = g.get("optimizer", "adamw")
+        kw = dict(lr=g["lr"], weight_decay=g.get("weight_decay", 0.0), betas=tuple(g.get("betas", (0.9, 0.999))),
+                  eps=g.get("eps", 1e-8))
+        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(kind)
+        if cls is None:
+            raise ConfigError(f"optimizer {kind!r} unknown; use 'adam' or 'adamw'")
+        opts.append(cls([p for p in g["params"] if p.requires_grad], **kw))
+    return opts
+
+
+def _optim_tensors(opts) -> tuple[dict, list]:
+    tensors, meta = {}, []
+    for i, o in enumerate(opts):
+        sd = o.state_dict()
+        for pid, st in sd["state"].items():
+            for k, v in st.items():
+                tensors[f"optim{i}.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        meta.append([{k: v for k, v in g.items() if k != "params"} for g in sd["param_groups"]])
+    return tensors, meta
+
+
+def _load_optim(opts, tensors: dict, meta: list) -> None:
+    for i, o in enumerate(opts):
+        sd = o.state_dict()
+        state: dict = {}
+        for key, v in tensors.items():
+            if key.startswith(f"optim{i}."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = v
+        for g, saved in zip(sd["param_groups"], meta[i]):
+            g.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()})
+        sd["state"] = state
+        o.load_state_dict(sd)
+
+
+def _batch(dataset, idx) -> tuple[torch.Tensor, torch.Tensor]:
+    items = [dataset[int(i)] for i in idx]
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+
+
+def fit(method, train_set, cfg: TrainConfig, out_dir=None, resume: bool = False, callback=None) -> History:
+    """Train ``method`` on ``train_set``; checkpoints to ``out_dir`` (if given), resuming from it if asked.
+
+    ``callback(step, method, record)`` is called after every step (notebooks use it to track accuracy).
+    Raises :class:`NonFiniteLossError` on a NaN/inf loss; the last good checkpoint in ``out_dir`` is kept.
+    """
+    device = pick_device(cfg.device)
+    method.to(device)
+    groups = method.trainable_parameters()
+    params = [p for g in groups for p in g["params"] if p.requires_grad]
+    if not params:
+        return History()
+    opts = build_optimizers(groups)
+    base_lrs = [[g["lr"] for g in o.param_groups] for o in opts]  # before a resume overwrites the current rates
+    n = len(train_set)
+    total = cfg.total_steps(n)
+    per_epoch = max(1, n // cfg.batch_size)
+    history, start = History(), 0
+    out = Path(out_dir) if out_dir is not None else None
+    if resume and out is not None and checkpoint_exists(out):
+        tensors, meta = load_checkpoint(out)
+        method.load_trainable_state({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        _load_optim(opts, {k: v for k, v in tensors.items() if k.startswith("optim")}, meta["optim"])
+        start, history = meta["step"], History(meta.get("history", []))
+
+    def save(step):
+        if out is None:
+            return
+        tensors = {f"model.{k}": v for k, v in method.trainable_state().items()}
+        ot, om = _optim_tensors(opts)
+        tensors.update(ot)
+        save_checkpoint(out, tensors, dict(step=step, total=total, train=asdict(cfg), method=method.config(),
+                                           optim=om, history=history.steps))
+
+    amp = cfg.amp and device.type == "cuda"
+    perm_epoch, perm = -1, None
+    bar = tqdm(range(start, total), desc=f"train {method.name}", disable=not cfg.progress, initial=start, total=total)
+    method.train()
+    for step in bar:
+        epoch = step // per_epoch
+        if epoch != perm_epoch:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+            perm_epoch = epoch
+        b = step % per_epoch
+        images, labels = _batch(train_set, perm[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+        images, labels = images.to(device), labels.to(device)
+        lr_wd = {}
+        for o, lrs in zip(opts, base_lrs):
+            for g, lr0 in zip(o.param_groups, lrs):
+                g["lr"] = cosine_lr(lr0, step, cfg.warmup, total)
+                lr_wd.update({id(p): (g["lr"], g["weight_decay"]) for p in g["params"]})
+        torch.manual_seed(cfg.seed * 1_000_003 + step)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            loss, preds = method.training_loss(images, labels)
+        if not torch.isfinite(loss):
+            where = f"; last good checkpoint kept in {out}" if out is not None and checkpoint_exists(out) else ""
+            raise NonFiniteLossError(f"{method.name}: loss became {loss.item()} at step {step}{where}; "
+                                     "lower the learning rate or disable AMP and resume")
+        for o in opts:
+            o.zero_grad(set_to_none=True)
+        loss.backward()
+        for o in opts:
+            o.step()
+        method.post_step(lr_wd)
+        rec = dict(step=step + 1, loss=float(loss.detach()), lr=opts[0].param_groups[0]["lr"],
+                   acc=float((preds == labels).float().mean()) if preds is not None else None, time=time.time())
+        history.steps.append(rec)
+        bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['acc']:.2f}" if rec["acc"] is not None else "-")
+        if callback is not None:
+            callback(step + 1, method, rec)
+        if out is not None and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == total):
+            save(step + 1)
+    method.eval()
+    if out is not None:
+        (out / "history.json").write_text(json.dumps(history.steps))
+    return history
