@@ -1,0 +1,123 @@
+"""ImageNet-1k (ID) and its shift / OOD sets, all read from folders the user provides.
+
+Labels are always ImageNet class indices 0..999 (``classnames`` = the 1000 CLIP names). Folder names are wnids
+(``n01440764``), mapped through the sorted 1000-wnid list, except ImageNet-V2 whose release names folders by class
+index ("0".."999"). ImageNet-A and -R contain 200 classes: with ``classes="200"`` (default, the standard protocol)
+``ImageSet.class_subset`` holds those 200 indices and ``ImageSet.restrict_logits`` masks the other 800 logits;
+``classes="1000"`` scores against all 1000 classes, as the official IBM/reprogrammer code did.
+OOD sets (label -1): the MOS/MCM subsets iNaturalist, SUN, Places (Huang & Li, CVPR 2021) and Textures (full DTD).
+Images are resized to ``size`` (default 224: ``Resize(224)`` + ``CenterCrop(224)``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ReprolabError
+from .base import IMAGE_EXTS, Ctx, Files, Raw
+from .classnames import classnames, imagenet_wnids
+from .ood import folder_set
+from .roots import download_root, locate, try_download
+
+URLS = {  # official archives, used only with download=True
+    "imagenet_a": "https://people.eecs.berkeley.edu/~hendrycks/imagenet-a.tar",
+    "imagenet_r": "https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar",
+    "imagenet_v2": "https://huggingface.co/datasets/vaishaal/ImageNetV2/resolve/main/"
+                   "imagenetv2-matched-frequency.tar.gz",
+}
+
+
+def wnid_folder_raw(folder: Path, split: str, class_subset=None, extra_key: str = "") -> Raw:
+    """``folder/<wnid or class index>/<image>`` -> Raw with ImageNet-index labels."""
+    index = {w: k for k, w in enumerate(imagenet_wnids("1000"))}
+    subdirs = sorted(d.name for d in os.scandir(folder) if d.is_dir())
+    if not subdirs:
+        raise ReprolabError(f"{folder} has no class folders; ImageNet-style sets must be <folder>/<wnid>/<image>")
+    paths, labels = [], []
+    for d in subdirs:
+        if d in index:
+            k = index[d]
+        elif d.isdigit() and int(d) < 1000:
+            k = int(d)
+        else:
+            raise ReprolabError(f"folder '{d}' in {folder} is neither an ImageNet wnid nor a class index 0..999")
+        files = sorted(f.name for f in os.scandir(folder / d) if f.name.lower().endswith(IMAGE_EXTS))
+        paths += [folder / d / f for f in files]
+        labels += [k] * len(files)
+    order = np.argsort(labels, kind="stable")  # class-index order ("0","1","10",... sort as strings)
+    paths, labels = [paths[i] for i in order], np.asarray(labels, dtype=np.int64)[order]
+    ids = [f"{p.parent.name}/{p.name}" for p in paths]
+    return Raw(Files(paths), labels, ids, list(classnames("imagenet")), size=224,
+               class_subset=class_subset, extra_key=extra_key)
+
+
+def _folder(ctx: Ctx, candidates, how, path=None, key=None) -> Path:
+    if path is not None:
+        return locate(ctx.name, [Path(path)], ["."], how, test=Path.is_dir)
+    if ctx.download and key in URLS and not any((r / c).is_dir() for r in ctx.roots for c in candidates):
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        root = download_root(ctx.roots[0])
+        try_download(ctx.name, lambda: download_and_extract_archive(URLS[key], str(root)), how)
+    return locate(ctx.name, ctx.roots, candidates, how, test=Path.is_dir)
+
+
+def imagenet(ctx: Ctx, path=None) -> Raw:
+    split = {"test": "val", "val": "val", "train": "train"}.get(ctx.split)
+    if split is None:
+        raise ReprolabError(f"imagenet has splits 'train' and 'val' (='test'), not '{ctx.split}'")
+    how = (f"ImageNet cannot be downloaded automatically (licence); put the {split} set as class folders "
+           f"<root>/imagenet/{split}/<wnid>/*.JPEG, or pass path=")
+    folder = _folder(ctx, [f"imagenet/{split}", f"ILSVRC2012/{split}", f"ILSVRC/Data/CLS-LOC/{split}"], how, path)
+    return wnid_folder_raw(folder, ctx.split)
+
+
+def imagenet_v2(ctx: Ctx, path=None) -> Raw:
+    how = "pass download=True (1.2 GB) or extract imagenetv2-matched-frequency.tar.gz under <root>, or pass path="
+    cands = ["imagenetv2-matched-frequency-format-val", "imagenet_v2", "imagenetv2-matched-frequency"]
+    return wnid_folder_raw(_folder(ctx, cands, how, path, "imagenet_v2"), ctx.split)
+
+
+def _two_hundred(ctx, which, cands, classes, path, key) -> Raw:
+    if classes not in ("200", "1000", 200, 1000):
+        raise ReprolabError(f"classes must be '200' (standard) or '1000', got {classes!r}")
+    classes = str(classes)
+    how = f"pass download=True or extract {key.replace('_', '-')}.tar under <root>, or pass path="
+    folder = _folder(ctx, cands, how, path, key)
+    subset = None
+    if classes == "200":
+        index = {w: k for k, w in enumerate(imagenet_wnids("1000"))}
+        subset = sorted(index[w] for w in imagenet_wnids(which))
+    return wnid_folder_raw(folder, ctx.split, subset, extra_key=f"classes={classes}")
+
+
+def imagenet_a(ctx: Ctx, classes="200", path=None) -> Raw:
+    return _two_hundred(ctx, "a", ["imagenet-a", "imagenet_a"], classes, path, "imagenet_a")
+
+
+def imagenet_r(ctx: Ctx, classes="200", path=None) -> Raw:
+    return _two_hundred(ctx, "r", ["imagenet-r", "imagenet_r"], classes, path, "imagenet_r")
+
+
+def imagenet_sketch(ctx: Ctx, path=None) -> Raw:
+    how = "download ImageNet-Sketch (github.com/HaohanWang/ImageNet-Sketch) to <root>/imagenet-sketch/, or pass path="
+    cands = ["imagenet-sketch/sketch", "imagenet_sketch/sketch", "imagenet-sketch", "imagenet_sketch", "sketch"]
+    return wnid_folder_raw(_folder(ctx, cands, how, path), ctx.split)
+
+
+MOS_HOW = "get the MOS OOD subset '{x}' (github.com/deeplearning-wisc/large_scale_ood) into <root>/{d}/, or pass path="
+
+
+def inaturalist(ctx: Ctx, path=None) -> Raw:
+    return folder_set(ctx, ["iNaturalist", "inaturalist"], MOS_HOW.format(x="iNaturalist", d="iNaturalist"),
+                      path, size=224)
+
+
+def sun(ctx: Ctx, path=None) -> Raw:
+    return folder_set(ctx, ["SUN", "sun"], MOS_HOW.format(x="SUN", d="SUN"), path, size=224)
+
+
+def places(ctx: Ctx, path=None) -> Raw:
+    return folder_set(ctx, ["Places", "places"], MOS_HOW.format(x="Places", d="Places"), path, size=224)
