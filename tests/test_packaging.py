@@ -1,0 +1,32 @@
+"""environment.yml and pyproject.toml list the same packages; .ci/run calls the README's test command."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    ours = {_name(r) for r in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        ours |= {_name(r) for r in extra}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    conda = {_name(d) for d in pip}
+    assert ours == conda, f"only in pyproject: {ours - conda}; only in environment.yml: {conda - ours}"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make demo" in readme and "make test" in readme
+    assert readme.index("make demo") < 600, "README must open with the two set-up commands"
+    assert re.search(r"^make test\b", ci, re.M)
