@@ -26,7 +26,7 @@ class Reprogrammer(Method):
     name = "reprogrammer"
 
     def __init__(self, encoder, mode: str = "both", image_res: int | None = None, up_res: int | None = None,
-                 mr_res: int | None = None, dropout: float = 0.0, loss: str = "focal", focal_alpha: float = 0.8,
+                 mr_res: int | None = None, dropout: float = 0.0, init_std: float = 1.0, loss: str = "focal", focal_alpha: float = 0.8,
                  focal_gamma: float = 4.0, lr_image: float = 5e-3, wd_image: float = 0.1, lr_text: float = 5e-4,
                  wd_text: float = 0.1, text_decay_target: str = "zero", template: str = DEFAULT_TEMPLATE,
                  seed: int = 0):
@@ -36,7 +36,8 @@ class Reprogrammer(Method):
         S = encoder.image_size
         # Official CIFAR geometry on a 224 canvas: 64 → 224, frame outside the centre 192. Scaled to other canvases.
         self.geometry = dict(canvas=S, image_res=image_res or max(8, round(64 * S / 224)),
-                             up_res=up_res or S, mr_res=mr_res or round(192 * S / 224), dropout=dropout)
+                             up_res=up_res or S, mr_res=mr_res or round(192 * S / 224), dropout=dropout,
+                             init_std=init_std)
         self.mode, self.loss_kind, self.focal = mode, loss, (focal_alpha, focal_gamma)
         self.hp = dict(lr_image=lr_image, wd_image=wd_image, lr_text=lr_text, wd_text=wd_text,
                        text_decay_target=text_decay_target, seed=seed)
