@@ -1,0 +1,91 @@
+"""Smoke tests of ``reprolab bench``: every piece runs at tiny sizes and the JSON has the documented keys and types.
+No timing is asserted (the figures depend on the machine); memory measurement is checked against a known
+allocation."""
+
+import json
+import math
+import sys
+
+import pytest
+
+from reprolab import bench, bench_course, bench_timing
+from reprolab.errors import ReprolabError
+
+TINY_REPEATS = {"tiny": 2, "moves": 4, "extract": 1}
+
+
+def _num(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return bench.run_bench(quick=True, skip_course=True, encoders=["tiny"], alpha_n=300, extract_n=64,
+                           repeats=TINY_REPEATS, log=lambda *a: None)
+
+
+def test_headline_keys_and_types(result):
+    for key in ("alpha_move_ms", "alpha_recompute_ratio", "rp_over_ft_step", "extraction_ratio"):
+        assert _num(result[key]) and result[key] > 0, key
+    for key in ("quickstart_s", "quickstart_peak_rss_mb", "notebooks_s", "notebooks_peak_rss_mb"):
+        assert key in result and result[key] is None  # --skip-course
+    m = result["machine"]
+    assert {"cpu_model", "cpu_count", "torch", "torch_threads"} <= set(m)
+    assert isinstance(m["cpu_model"], str) and m["torch_threads"] >= 1
+    assert set(result["targets"]) == set(bench.TARGETS)
+    assert any("tiny" in n for n in result["notes"])  # the headline encoder is named when it is not the stand-in
+
+
+def test_details(result):
+    a = result["alpha_move"]
+    assert a["moves"] == 4 and a["n_id"] == a["n_shift"] == a["n_ood"] == 300
+    assert _num(a["recompute_s_per_alpha"]) and "extrapolated" in a["recompute_note"]
+    sc = result["step_cost"]["tiny"]
+    assert sc["encoder_params_requiring_grad_during_rp"] == 0  # frozen encoder: no weight gradients in RP
+    assert sc["rp_trainable_params"] == 3 * sc["canvas"] ** 2 < sc["ft_trainable_params"]
+    assert _num(sc["rp_step_ms"]) and _num(sc["ft_step_ms"]) and sc["repeats"] == 2
+    e = result["extraction"]
+    assert _num(e["kit_img_per_s"]) and _num(e["bare_img_per_s"]) and e["n_images"] == 64
+
+
+def test_checks_table_and_json(result, tmp_path):
+    rows = {r["figure"]: r for r in result["checks"]}
+    assert rows["quickstart_s"]["met"] is None  # not measured
+    assert isinstance(rows["alpha_move_ms"]["met"], bool)
+    assert "rp_over_ft_step[tiny]" in rows
+    text = bench.table(result)
+    assert "alpha_move_ms" in text and "met?" in text
+    out = tmp_path / "b.json"
+    out.write_text(json.dumps(result, default=str))
+    assert json.loads(out.read_text())["rp_over_ft_step"] == result["rp_over_ft_step"]
+
+
+def test_bad_encoder_name():
+    with pytest.raises(ReprolabError, match="choose from"):
+        bench.run_bench(skip_course=True, encoders=["resnet"], log=lambda *a: None)
+
+
+def test_run_measured_sees_child_memory():
+    code = "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.0)"
+    r = bench_course.run_measured([sys.executable, "-c", code], poll=0.05)
+    assert r["returncode"] == 0 and r["wall_s"] > 0
+    assert r["peak_rss_mb"] >= 200
+
+
+def test_quickstart_missing_config(tmp_path):
+    assert "not found" in bench_course.quickstart(tmp_path / "nope.yaml")["error"]
+
+
+def test_notebook_runner(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os; print(os.environ['REPROLAB_FAST'])")])
+    nbformat.write(nb, tmp_path / "a.ipynb")
+    res = bench_course.notebooks(tmp_path)
+    assert list(res) == ["a.ipynb"] and res["a.ipynb"]["returncode"] == 0, res["a.ipynb"]["tail"]
+    assert res["a.ipynb"]["peak_rss_mb"] > 0
+
+
+def test_random_images_are_an_imageset():
+    d = bench_timing.RandomImages(12, 16)
+    x, y = d[3]
+    assert x.shape == (3, 16, 16) and y == 3 and len(d.classnames) == 10 and d.key
