@@ -1,0 +1,6 @@
+"""``python -m reprolab`` = the ``reprolab`` command (see :mod:`reprolab.cli`)."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
