@@ -6,6 +6,9 @@ PY     := $(VENV)/bin/python
 #   make demo TORCH_PINS="torch torchvision"
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 OUT    ?= runs/quickstart
+# Data roots searched in order. The course machines keep CIFAR-10 and the DTD subset in ../shared/datasets.
+SHARED_DATA := $(abspath ../shared/datasets)
+export REPROLAB_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA):$(CURDIR)/data/cache,$(CURDIR)/data/cache)
 PYTEST_ARGS ?=
 
 .PHONY: venv demo test test-fast lab bench report strip student clean
