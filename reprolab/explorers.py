@@ -17,8 +17,9 @@ feeds the frozen encoder x̃ = clamp(pad(up(resize(x))) + δ, 0, 1) with δ = M 
 and shows the reprogrammer's class probabilities softmax(s · f_I(x̃) f_Tᵀ) — so λ = 0 removes the learned frame
 (but keeps the reprogrammed text side) and λ = 1 is the trained model.
 
-DOM markers for browser tests: ``rl-threshold-slider`` and ``<span class="rl-threshold-metrics" data-threshold
-data-tpr data-fpr>``; ``rl-perturbation-scale`` and ``<span class="rl-perturbation-metrics" data-scale data-pred>``.
+DOM markers for browser tests: ``rl-threshold-slider``, ``rl-threshold-figure`` and ``<span
+class="rl-threshold-metrics" data-threshold data-tpr data-fpr>``; ``rl-perturbation-scale``,
+``rl-perturbation-figure`` and ``<span class="rl-perturbation-metrics" data-scale data-pred>``.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ def threshold_explorer(id_scores, ood_scores: dict, images: dict | None = None, 
     slider.add_class("rl-threshold-slider")
     readout, gallery = W.HTML(), W.HTML()
     fig = threshold_figure(i, o, slider.value, score_name, widget=True)
+    fig.add_class("rl-threshold-figure")
     cache: dict = {}
 
     def thumb(name, j):
@@ -261,6 +263,7 @@ def perturbation_explorer(rp_method, images, classnames, labels=None, top: int =
     fig = go.FigureWidget(go.Bar(x=[0.0] * top, y=[""] * top, orientation="h", marker_color=ID_COLOUR))
     fig.update_layout(height=220, width=420, margin=dict(l=10, r=10, t=40, b=30), xaxis_range=[0, 1],
                       yaxis_autorange="reversed", title=f"top-{top} class probabilities")
+    fig.add_class("rl-perturbation-figure")
 
     def update(change=None):
         on = [cb.value for cb in chans]

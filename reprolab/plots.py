@@ -1,7 +1,7 @@
 """Plotly figure builders shared by the notebooks (images, the reprogramming frame, curves, heatmaps, α curves).
 
-Every function returns a ``plotly.graph_objects.Figure`` and takes plain tensors / arrays / DataFrames, so the
-notebooks stay thin drivers of the library. Images are ``[3,H,W]`` or ``[N,3,H,W]`` tensors (or HWC arrays) in
+The builders return a ``plotly.graph_objects.Figure`` from plain tensors / arrays / DataFrames, so the notebooks
+stay thin drivers of the library; :class:`AccuracyTracker` records test accuracy during ``fit``. Images are ``[3,H,W]`` or ``[N,3,H,W]`` tensors (or HWC arrays) in
 ``[0,1]``; signed tensors such as tanh(W) or δ ∈ [−1, 1] are shown with :func:`signed_to_unit` (0 → mid-grey).
 
 The α figure puts the Residual Reprogrammer (RRP, paper §3.4) and WiSE-FT on one x-axis, *the weight on the

@@ -3,7 +3,7 @@
     python -m reprolab.student notebooks/ --out notebooks/student/
 
 Every code cell tagged ``solution`` is replaced by a stub code cell tagged ``exercise`` that holds only comments
-(``# YOUR CODE HERE`` and the solution's first comment line, if any, as a hint) — it runs without error, so a
+(``# YOUR CODE HERE`` and, as a hint, the solution's first line if it is a comment) — it runs without error, so a
 student notebook executes top to bottom; the course keeps solution cells self-contained (no later cell needs
 what a solution defines). Outputs and execution counts are cleared.
 """
@@ -23,8 +23,15 @@ STUB = "# YOUR CODE HERE\n"
 
 
 def _hint(source: str) -> str:
-    first = next((ln for ln in source.splitlines() if ln.strip()), "")
-    return first + "\n" if first.lstrip().startswith("#") and first.strip() != STUB.strip() else ""
+    """The solution's first line as a hint when it is a comment ("# Solution: do X" → "# Hint: do X")."""
+    first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+    if not first.startswith("#") or first == STUB.strip():
+        return ""
+    text = first.lstrip("# ").strip()
+    for prefix in ("Solution:", "solution:", "Solution"):
+        if text.startswith(prefix):
+            text = text[len(prefix):].strip()
+    return f"# Hint: {text}\n" if text else ""
 
 
 def studentise(nb):

@@ -7,8 +7,8 @@ readout is rewritten and the four marker traces of the curve figure are moved in
 
 Stable DOM markers for browser tests: the slider has CSS class ``rl-alpha-slider``, the figure ``rl-alpha-figure``,
 the readout ``rl-alpha-readout``, the whole box ``rl-alpha-widget``; the readout holds
-``<span class="rl-alpha-metrics" data-alpha=… data-id-acc=… data-shift-acc=… data-fpr95=… data-auroc=…>`` with the
-numbers as plain decimals (``nan`` when a metric has no data).
+``<span class="rl-alpha-metrics" data-alpha=… data-id-acc=… data-shift-acc=… data-fpr95=… data-auroc=…>``
+with the numbers as plain decimals (``nan`` when a metric has no data).
 
 Without a widget front end (static HTML, nbviewer) use :func:`alpha_static_figure`: the same curves with a plotly
 slider whose steps carry precomputed marker positions, so it works with no kernel at all.

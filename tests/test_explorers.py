@@ -36,7 +36,7 @@ def test_threshold_explorer_updates_readout_figure_and_gallery():
     i, o1, o2 = rng.uniform(0.4, 1, 40), rng.uniform(0, 0.6, 30), rng.uniform(0.2, 0.9, 20)
     imgs = {"ID": torch.rand(40, 3, 8, 8), "o1": torch.rand(30, 3, 8, 8)}
     box = threshold_explorer(i, {"o1": o1, "o2": o2}, images=imgs, n_show=5)
-    assert "rl-threshold-slider" in box.slider._dom_classes
+    assert "rl-threshold-slider" in box.slider._dom_classes and "rl-threshold-figure" in box.figure._dom_classes
     assert float(_attr(box.readout.value, "threshold")) == pytest.approx(threshold_at_tpr(i), rel=1e-5)
     box.slider.value = 0.5
     m = threshold_metrics(i, {"o1": o1, "o2": o2}, box.slider.value)
@@ -77,7 +77,7 @@ def test_perturbed_probs_matches_the_method_at_scale_one(rp):
 def test_perturbation_explorer_callbacks(rp):
     x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     box = perturbation_explorer(rp, x, rp.classnames, labels=y, top=3)
-    assert "rl-perturbation-scale" in box.scale._dom_classes
+    assert "rl-perturbation-scale" in box.scale._dom_classes and "rl-perturbation-figure" in box.figure._dom_classes
     before = box.image.value
     p, _ = perturbed_probs(rp, x[0], [1.0])
     assert _attr(box.readout.value, "pred") == rp.classnames[int(p[0, 0].argmax())]
