@@ -71,8 +71,9 @@ def clip_weights() -> tuple[bool, str]:
             pass
     url = cfg.get("url", "")
     legacy = Path("~/.cache/clip").expanduser() / os.path.basename(url) if url else None
-    if legacy is not None and legacy.is_file():
-        return True, f"open_clip cache: {legacy}"
+    if legacy is not None and legacy.is_file():  # 'auto' reads only the Hugging Face cache: say how to use this file
+        return False, (f"not in the Hugging Face cache, but {legacy} exists; use it with "
+                       f"REPROLAB_CLIP_WEIGHTS={legacy} or encoder 'openclip:ViT-B-32:{legacy}'")
     return False, (f"not in the Hugging Face cache ({hub}) or ~/.cache/clip; online it downloads on first use, "
                    "offline set REPROLAB_CLIP_WEIGHTS=/path/to/open_clip_weights.bin")
 
