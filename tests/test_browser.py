@@ -1,7 +1,7 @@
 """Widgets proven in a real browser: what a student does, end to end, in Chromium + JupyterLab.
 
-Each test opens a notebook in an isolated JupyterLab (see ``browser_support``), runs Run → Run All Cells with
-``REPROLAB_FAST=1``, moves a slider with the keyboard (End, Home, ArrowRight on the focused noUiSlider handle of
+Each test opens a notebook in an isolated JupyterLab (see ``browser_support``), runs Run → Run All Cells in FAST
+mode (the notebooks ship ``FAST = True``; checked), moves a slider with the keyboard (End, Home, ArrowRight on the focused noUiSlider handle of
 the ipywidgets slider) and reads back what the page shows: the readout's ``data-*`` attributes and the plotly
 graph div's traces / shapes. A move passes only when the kernel callback has rewritten both, consistently:
 
