@@ -26,7 +26,7 @@ demo: venv
 	$(PY) -m reprolab run configs/quickstart.yaml --out $(OUT)
 
 test: venv
-	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests notebooks --nbval-lax --ignore=notebooks/student -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: venv
 	$(PY) -m pytest tests -m "not slow and not browser" $(PYTEST_ARGS)
