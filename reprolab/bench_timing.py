@@ -98,8 +98,7 @@ def alpha_move(n: int = 10_000, dim: int = 512, classes: int = 10, moves: int = 
 # ----- 2. step cost ---------------------------------------------------------------------------------------------------
 def _stepper(method, dataset, batch_size: int):
     """The body of one :func:`reprolab.training.fit` step as a closure (same calls, same order)."""
-    from .errors import NonFiniteLossError
-    from .training import _batch, build_optimizers
+    from .training import _batch, build_optimizers, training_step
 
     groups = method.trainable_parameters()
     opts = build_optimizers(groups)
@@ -107,17 +106,9 @@ def _stepper(method, dataset, batch_size: int):
     idx = torch.arange(batch_size) % len(dataset)
     method.train()
 
-    def step():
+    def step():  # the training loop's own step, so the benchmark times exactly what fit() runs
         images, labels = _batch(dataset, idx)
-        loss, _ = method.training_loss(images, labels)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"{method.name}: non-finite loss in the benchmark step")
-        for o in opts:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        for o in opts:
-            o.step()
-        method.post_step(lr_wd)
+        training_step(method, opts, images, labels, lr_wd, where="in the benchmark step")
     return step
 
 

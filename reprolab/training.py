@@ -111,6 +111,22 @@ def _load_optim(opts, tensors: dict, meta: list) -> None:
         o.load_state_dict(sd)
 
 
+def training_step(method, opts, images, labels, lr_wd: dict, amp: bool = False, where: str = ""):
+    """One optimiser step: loss → NaN check → backward → step → ``method.post_step``. Returns (loss, preds)."""
+    with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=amp):
+        loss, preds = method.training_loss(images, labels)
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"{method.name}: loss became {loss.item()} {where}; "
+                                 "lower the learning rate or disable AMP and resume")
+    for o in opts:
+        o.zero_grad(set_to_none=True)
+    loss.backward()
+    for o in opts:
+        o.step()
+    method.post_step(lr_wd)
+    return loss, preds
+
+
 def _batch(dataset, idx) -> tuple[torch.Tensor, torch.Tensor]:
     items = [dataset[int(i)] for i in idx]
     return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
@@ -168,18 +184,8 @@ def fit(method, train_set, cfg: TrainConfig, out_dir=None, resume: bool = False,
                 g["lr"] = cosine_lr(lr0, step, cfg.warmup, total)
                 lr_wd.update({id(p): (g["lr"], g["weight_decay"]) for p in g["params"]})
         torch.manual_seed(cfg.seed * 1_000_003 + step)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            loss, preds = method.training_loss(images, labels)
-        if not torch.isfinite(loss):
-            where = f"; last good checkpoint kept in {out}" if out is not None and checkpoint_exists(out) else ""
-            raise NonFiniteLossError(f"{method.name}: loss became {loss.item()} at step {step}{where}; "
-                                     "lower the learning rate or disable AMP and resume")
-        for o in opts:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        for o in opts:
-            o.step()
-        method.post_step(lr_wd)
+        where = f"; last good checkpoint kept in {out}" if out is not None and checkpoint_exists(out) else ""
+        loss, preds = training_step(method, opts, images, labels, lr_wd, amp, f"at step {step}{where}")
         rec = dict(step=step + 1, loss=float(loss.detach()), lr=opts[0].param_groups[0]["lr"],
                    acc=float((preds == labels).float().mean()) if preds is not None else None, time=time.time())
         history.steps.append(rec)
