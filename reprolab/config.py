@@ -34,6 +34,7 @@ class MethodSpec:
     params: dict = field(default_factory=dict)  # constructor keyword arguments
     train: dict = field(default_factory=dict)   # TrainConfig fields: steps, epochs, batch_size, warmup, ...
     base: str | None = None                     # method whose checkpoint it reuses (residual_reprogrammer, wise_ft)
+    sweep: dict = field(default_factory=dict)   # {param: [values]}: chosen on val_subset (see reprolab.protocol)
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Config:
     download: bool = False                 # let dataset loaders download what is missing
     id_dataset: str = "cifar10"
     train_subset: int | None = None        # class-balanced subset of the train split (None: all)
+    val_subset: int | None = None          # validation images carved from the train split (reprolab.protocol)
     test_subset: int | None = None         # ... of the ID test split
     shift_subset: int | None = None        # ... of each covariate-shift set
     ood_subset: int | None = None          # ... of each OOD set
@@ -200,6 +202,8 @@ def _check_methods(cfg: Config) -> None:
     for m in cfg.methods:
         if m.base is not None and m.base not in names:
             raise ConfigError(f"methods.{m.name}.base is {m.base!r}, which is not in methods; add it or fix base")
+    from .protocol import check_config
+    check_config(cfg, METHODS)
 
 
 # ---- overrides and loading -----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """``OUT/report.html``: one self-contained page built from ``OUT/results.jsonl`` (works offline).
 
-Contents, per (encoder, ID task): the paper-style table (:func:`reprolab.results.paper_table`, as in Geng & Chen,
+Contents: with a validation split, first the fair-comparison table of :mod:`reprolab.comparison`; then, per
+(encoder, ID task), the paper-style table (:func:`reprolab.results.paper_table`, as in Geng & Chen,
 arXiv 2403.10800, Tables 1-2, with the holistic score H = (ID acc + shift acc + AUROC)/3 next to its parts), and
 plotly figures — ID accuracy vs OOD detection per method, the α curves of the Residual Reprogrammer
 (α = weight on the zero-shot features) and WiSE-FT (α = weight on the fine-tuned weights), per-set bars, score
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .comparison import comparison_html, read_selection
 from .errors import ReprolabError
 from .results import ResultsDB, paper_table
 
@@ -169,14 +171,16 @@ def fig_scores(out: Path):
 
 
 def fig_delta(out: Path):
-    """The learned frame δ = M ⊙ tanh(W) of the first reprogrammer checkpoint, shown as an image."""
+    """The learned frame δ = M ⊙ tanh(W) of the first reprogrammer checkpoint (the chosen one of a sweep)."""
     import plotly.express as px
     import torch
 
     from .checkpoint import load_checkpoint
     from .image_reprogrammer import centre_mask
 
-    for d in sorted((out / "checkpoints").glob("reprogrammer-s*")):
+    tag = ((read_selection(out) or {}).get("methods", {}).get("reprogrammer") or {}).get("checkpoint_tag")
+    first = lambda d: (bool(tag) and not d.name.endswith(tag), d.name)  # noqa: E731  (a sweep's choice first)
+    for d in sorted((out / "checkpoints").glob("reprogrammer-s*"), key=first):
         if d.suffix or not (d / "checkpoint.json").exists():
             continue
         tensors, meta = load_checkpoint(d)
@@ -214,10 +218,12 @@ def build_report(out_dir) -> Path:
     if not db.path.exists():
         raise ReprolabError(f"{db.path} not found; run `reprolab run CONFIG --out {out}` first")
     df = db.to_frame()
+    fair = comparison_html(out, df) if len(df) else ""  # the fair-comparison table, when the run had val_subset
+    df = df[df["kind"] != "val"] if len(df) else df  # validation rows only chose hyper-parameters
     if df.empty:
         raise ReprolabError(f"{db.path} has no rows yet; let `reprolab run` finish at least one method")
     figs = _Figs()
-    body = [section(g, out, figs) for _, g in df.groupby(["encoder", "train_dataset"], sort=False)]
+    body = [fair] + [section(g, out, figs) for _, g in df.groupby(["encoder", "train_dataset"], sort=False)]
     for fig in (fig_scores(out), fig_delta(out)):
         if fig is not None:
             body.append(figs.html(fig))

@@ -8,7 +8,9 @@ One JSON object per line, one line per (method, evaluation set, seed[, alpha]):
      "config_hash": "3f2a...", "created": "2024-05-01T12:00:00Z"}
 
 ``kind`` is "id" / "shift" (covariate shift, metric ``acc``) or "ood" (semantic shift, metrics ``fpr95, auroc,
-aupr_in, aupr_out`` — conventions in :mod:`reprolab.metrics`). All metrics are fractions in [0, 1].
+aupr_in, aupr_out`` — conventions in :mod:`reprolab.metrics`), or "val" (``acc`` on the validation split carved
+from the train data, only to choose hyper-parameters — :mod:`reprolab.protocol`; never in the paper table).
+All metrics are fractions in [0, 1].
 ``alpha`` is null unless the method interpolates, and ``alpha_meaning`` says which weight it is
 (e.g. "zero-shot weight (RRP)" for the Residual Reprogrammer, "fine-tuned weight (WiSE-FT)").
 
@@ -51,7 +53,8 @@ __all__ = ["ResultsDB", "REQUIRED_KEYS", "METRIC_KEYS", "config_hash", "validate
 
 REQUIRED_KEYS = ("method", "encoder", "train_dataset", "eval_set", "kind", "seed", "alpha", "alpha_meaning",
                  "metrics", "n", "config_hash", "created")
-METRIC_KEYS = {"id": ("acc",), "shift": ("acc",), "ood": ("fpr95", "auroc", "aupr_in", "aupr_out")}
+METRIC_KEYS = {"id": ("acc",), "shift": ("acc",), "ood": ("fpr95", "auroc", "aupr_in", "aupr_out"),
+               "val": ("acc",)}
 TABLE_METRICS = ("ID acc", "shift acc", "FPR95", "AUROC", "AUPR-In", "AUPR-Out", "holistic")
 
 
@@ -260,7 +263,9 @@ def paper_table(df: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     for col in ("encoder", "train_dataset"):
         if col in df.columns and df[col].nunique() > 1:
             raise ReprolabError(f"results mix {df[col].nunique()} {col}s; filter first, e.g. df[df.{col} == ...]")
-    d = df.copy()
+    d = df[df["kind"] != "val"].copy()  # validation rows only chose hyper-parameters
+    if d.empty:
+        raise ReprolabError("only validation rows so far; let `reprolab run` evaluate a method on the test sets")
     d["label"] = [m if a is None or pd.isna(a) else f"{m} (α={float(a):g})" for m, a in zip(d["method"], d["alpha"])]
     key = ["label", "seed", "eval_set"]
     n_cfg = d.groupby(key)["config_hash"].nunique()

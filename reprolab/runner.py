@@ -10,6 +10,8 @@ The experiment of Geng & Chen (arXiv 2403.10800, Sec. 5) as one resumable loop o
 * ``residual_reprogrammer`` reuses the checkpoint of its ``base`` reprogrammer and is swept over ``rrp_alphas``
   (α = weight on the zero-shot features) from cached features; ``wise_ft`` loads its ``base`` fine-tuning
   checkpoint and is swept over ``wise_alphas`` (α = weight on the fine-tuned weights).
+* with ``val_subset``, the fair protocol of :mod:`reprolab.protocol`: a validation split carved from the train
+  split, ``sweep`` candidates and both α's chosen on it (first seed), ``OUT/selection.json``.
 
 Resuming: a row's identity is (method, config_hash, seed, eval_set, alpha). ``config_hash`` covers the method's
 own config section (and its base's), the encoder and the data settings — not the list of evaluation sets or α's,
@@ -33,6 +35,7 @@ import yaml
 from .checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from .config import Config, MethodSpec
 from .errors import ConfigError
+from .protocol import annotate, full_rows, load_train, params_tag, select_hyperparameters, write_selection
 from .results import ResultsDB, config_hash
 
 HASH_EXCLUDE = ("progress", "ckpt_every", "device")  # training options that do not change the numbers
@@ -54,6 +57,8 @@ class Runner:
                 for m in cfg.methods])
             self.cfg = cfg
         self.specs = {m.name: m for m in cfg.methods}
+        self.swept, self.chosen, self.sweep_log = {m.name for m in cfg.methods if m.sweep}, {}, {}  # protocol
+        self.fresh: set = set()  # checkpoints trained by this process: reused even with resume=False
 
     # ----- set-up -------------------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -67,7 +72,7 @@ class Runner:
         self.encoder.to(pick_device(c.device))
         log(f"encoder: {self.encoder.display_name} [{self.encoder.id}]")
         common = dict(root=c.data_root, seed=c.data_seed, download=c.download)
-        self.train_set = load_dataset(c.id_dataset, "train", subset=c.train_subset, size=c.image_size, **common)
+        self.train_set, self.val_set = load_train(c, **common)  # val_set: None without val_subset
         self.id_set = load_dataset(c.id_dataset, "test", subset=c.test_subset, size=c.image_size, **common)
         self.shift_sets = [load_dataset(n, "test", subset=c.shift_subset, size=c.image_size, id_task=c.id_dataset,
                                         **common) for n in c.shift_sets]
@@ -75,14 +80,16 @@ class Runner:
                                       **common) for n in c.ood_sets]
         self.all_sets = [self.id_set] + self.shift_sets + self.ood_sets
         self.cache = FeatureCache(self.out / "features")
-        log(f"data: {len(self.train_set)} train, {len(self.id_set)} ID test, "
+        val = f" (+ {len(self.val_set)} validation: {self.val_set.name})" if self.val_set is not None else ""
+        log(f"data: {len(self.train_set)} train{val}, {len(self.id_set)} ID test, "
             f"{len(self.shift_sets)} shift sets, {len(self.ood_sets)} OOD sets")
 
     def data_settings(self) -> dict:
         c = self.cfg
         return dict(encoder=self.encoder.id, id_dataset=c.id_dataset, train_subset=c.train_subset,
                     test_subset=c.test_subset, shift_subset=c.shift_subset, ood_subset=c.ood_subset,
-                    data_seed=c.data_seed, image_size=c.image_size, ood_size=c.ood_size, score=c.score, T=c.T)
+                    data_seed=c.data_seed, image_size=c.image_size, ood_size=c.ood_size, score=c.score, T=c.T,
+                    **({"val_subset": c.val_subset} if c.val_subset else {}))
 
     def spec_hash(self, spec: MethodSpec, training_only: bool = False) -> str:
         """Hash of the method's config section (and its base's) and the data settings (rows' config_hash);
@@ -92,7 +99,8 @@ class Runner:
             return dict(name=s.name, params=s.params, train=train)
         data = self.data_settings()
         if training_only:
-            data = {k: data[k] for k in ("encoder", "id_dataset", "train_subset", "data_seed", "image_size")}
+            data = {k: data[k] for k in ("encoder", "id_dataset", "train_subset", "val_subset", "data_seed",
+                                         "image_size") if k in data}
         base = section(self.specs[spec.base]) if spec.base else None
         return config_hash(dict(method=section(spec), base=base, data=data))
 
@@ -116,8 +124,9 @@ class Runner:
 
     def ckpt_dir(self, spec: MethodSpec, seed: int) -> Path:
         """``OUT/checkpoints/<method>-s<seed>``; a checkpoint of another training config is moved aside to
-        ``….stale-<hash>`` (and moved back if that config is run again)."""
-        d = self.out / "checkpoints" / f"{spec.name}-s{seed}"
+        ``….stale-<hash>`` (and moved back if that config is run again); swept methods add ``-<params hash>``."""
+        tag = f"-{params_tag(spec)}" if spec.name in self.swept else ""
+        d = self.out / "checkpoints" / f"{spec.name}-s{seed}{tag}"
         marker, h = d / "config_hash.txt", self.spec_hash(spec, training_only=True)
         if d.exists() and (not marker.exists() or marker.read_text().strip() != h):
             old = marker.read_text().strip()[:8] if marker.exists() else "unknown"
@@ -142,7 +151,7 @@ class Runner:
         if not (has_prepare or spec.train or target.trainable_parameters()):
             return method  # nothing to train (zero-shot)
         ckpt = self.ckpt_dir(spec, seed)
-        if self.resume and checkpoint_exists(ckpt):
+        if (self.resume or ckpt in self.fresh) and checkpoint_exists(ckpt):
             tensors, meta = load_checkpoint(ckpt)
             if meta.get("step", 0) >= meta.get("total", 0):
                 target.load_trainable_state({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -161,6 +170,7 @@ class Runner:
         elif has_prepare:
             save_checkpoint(ckpt, {f"model.{k}": v for k, v in target.trainable_state().items()},
                             dict(step=0, total=0, method=target.config()))
+        self.fresh.add(ckpt)
         return method
 
     # ----- evaluation -----------------------------------------------------------------------------------------------
@@ -242,8 +252,7 @@ class Runner:
         else:
             method = self.trained(spec, seed)
         rows = [r for r in self.evaluate(spec, method, missing, seed) if (r["eval_set"], r.get("alpha")) in missing]
-        full = [dict(r, method=spec.name, encoder=self.encoder.id, train_dataset=self.cfg.id_dataset, seed=seed,
-                     alpha=r.get("alpha"), alpha_meaning=r.get("alpha_meaning"), config_hash=h) for r in rows]
+        full = annotate(self, spec, method, seed, full_rows(self, spec, rows, seed, h), h)  # + validation marks
         self.db.append_many(full)
         log(f"seed {seed} · {spec.name}: {len(full)} rows appended")
         del method
@@ -257,9 +266,13 @@ def run(cfg: Config, out_dir, resume: bool = True) -> Path:
     r = Runner(cfg, out_dir, resume)
     (r.out / "config.resolved.yaml").write_text(yaml.safe_dump(r.cfg.to_dict(), sort_keys=False))
     r.load()
+    if r.val_set is not None:  # the fair protocol: sweeps chosen on validation first (reprolab.protocol)
+        select_hyperparameters(r)
     for seed in cfg.seeds:
         for spec in r.cfg.methods:  # a base is trained when first needed and loaded afterwards
             r.run_one(spec, seed)
+    if r.val_set is not None:
+        write_selection(r)
     report = build_report(r.out)
     log(f"report written to {report}")
     return report

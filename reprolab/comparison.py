@@ -1,0 +1,98 @@
+"""The fair-comparison table: one row per method with the hyper-parameters and α chosen on validation.
+
+Reads ``OUT/selection.json`` (written by :mod:`reprolab.protocol` when the config has ``val_subset``) and the test
+rows of ``results.jsonl``. Per method it keeps only the rows of the chosen config (its ``config_hash``) and, for the
+Residual Reprogrammer and WiSE-FT, of the selected α — RRP's α (``α_zs``) is the weight on the ZERO-SHOT features,
+WiSE-FT's (``α_ft``) the weight on the FINE-TUNED weights, opposite conventions — and reports, as
+:func:`reprolab.results.paper_table` does, mean ± std over seeds (in %) of ID accuracy, mean covariate-shift
+accuracy, mean FPR95 and mean AUROC over the OOD sets, plus the validation accuracy the choice was made on.
+Labels name the choice, e.g. ``"finetune (lr=1e-4)"``, ``"residual_reprogrammer (α_zs=0.6)"``.
+"""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ReprolabError
+from .protocol import ALPHA_METHODS, fmt
+from .results import paper_table
+
+COLUMNS = ("seeds", "val acc", "ID acc", "shift acc", "FPR95", "AUROC", "holistic")
+
+
+def read_selection(out_dir) -> dict | None:
+    """``OUT/selection.json`` as a dict, or None when the run had no validation split."""
+    path = Path(out_dir) / "selection.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise ReprolabError(f"{path} is not valid JSON; delete it and run `reprolab run` again") from None
+
+
+def comparison_table(df: pd.DataFrame, selection: dict, digits: int = 2) -> pd.DataFrame:
+    """Chosen-configuration rows only, one per method (index: the label naming the choice); see module doc.
+
+    Columns: :data:`COLUMNS` as formatted strings (``"85.00 ± 7.07"``) and the numeric ``"<metric> mean"`` /
+    ``"<metric> std"`` of :func:`reprolab.results.paper_table`; ``val acc`` is one number (the selection seed).
+    """
+    d = df[df["kind"] != "val"]
+    parts, val = [], {}
+    for name, e in selection["methods"].items():
+        g = d[(d["method"] == name) & (d["config_hash"] == e["config_hash"])]
+        a = e.get("alpha")
+        g = g[g["alpha"].isna()] if a is None else g[np.isclose(g["alpha"].astype(float), float(a))]
+        if g.empty:
+            continue
+        parts.append(g.assign(method=e["label"], alpha=None))
+        val[e["label"]] = e.get("val_acc")
+    if not parts:
+        raise ReprolabError("no test rows for the chosen configurations yet; let `reprolab run` finish a method")
+    table = paper_table(pd.concat(parts, ignore_index=True), digits)
+    table["val acc"] = ["—" if val.get(k) is None else f"{100 * val[k]:.{digits}f}" for k in table.index]
+    table["val acc mean"] = [np.nan if val.get(k) is None else 100 * val[k] for k in table.index]
+    extra = [c for c in table.columns if c.endswith((" mean", " std"))]
+    return table[list(COLUMNS) + extra]
+
+
+def sweep_table(selection: dict, digits: int = 2) -> pd.DataFrame:
+    """Every validation score behind the choices: method, candidate (params or α), val acc (%), chosen."""
+    recs = []
+    for name, e in selection["methods"].items():
+        for c in e.get("candidates", []):
+            recs.append(dict(method=name, candidate=", ".join(f"{k}={fmt(v)}" for k, v in c["params"].items()),
+                             val_acc=c["val_acc"], chosen=c["params"] == e["chosen"]))
+        for c in e.get("alphas", []):
+            recs.append(dict(method=name, candidate=f"{ALPHA_METHODS[name]}={fmt(float(c['alpha']))}",
+                             val_acc=c["val_acc"],
+                             chosen=e.get("alpha") is not None and np.isclose(c["alpha"], e["alpha"])))
+    t = pd.DataFrame(recs, columns=["method", "candidate", "val_acc", "chosen"])
+    t["val acc"] = [f"{100 * v:.{digits}f}" for v in t.pop("val_acc")]
+    t["chosen"] = ["✓" if c else "" for c in t["chosen"]]
+    return t[["method", "candidate", "val acc", "chosen"]]
+
+
+def comparison_html(out_dir, df: pd.DataFrame) -> str:
+    """The report's fair-comparison section ("" without ``selection.json``)."""
+    sel = read_selection(out_dir)
+    if sel is None:
+        return ""
+    try:
+        table = comparison_table(df, sel)
+    except ReprolabError:
+        return ""
+    note = (f"Hyper-parameters (sweeps) and α were chosen by ID accuracy on <b>{html.escape(sel['val_set'])}</b> "
+            f"({sel['val_subset']} images carved from the training split, disjoint from the training images) with "
+            f"seed {sel['selection_seed']}, never on a test set; all seeds then ran with the chosen values. "
+            "α_zs (Residual Reprogrammer) weights the <i>zero-shot</i> features; α_ft (WiSE-FT) weights the "
+            "<i>fine-tuned</i> weights. ID/shift/OOD columns: test sets, mean ± std over seeds (%).")
+    sweeps = sweep_table(sel)
+    return "\n".join(["<h2>Fair comparison — choices made on validation</h2>", f"<p>{note}</p>",
+                      table[list(COLUMNS)].rename_axis("method").to_html(classes="fair", escape=True),
+                      "<h3>Validation scores behind the choices</h3>" if len(sweeps) else "",
+                      sweeps.to_html(index=False, classes="sweep", escape=True) if len(sweeps) else ""])
