@@ -207,3 +207,17 @@ def test_coop_splices_context_at_placeholder_positions(enc):
         assert torch.allclose(m.text_features(), enc.encode_text(m._class_tokens), atol=1e-6)
     with pytest.raises(ConfigError, match="n_ctx"):
         CoOp(enc, n_ctx=16).setup(CLASSES)  # tiny's context is 16 tokens
+
+
+@pytest.mark.parametrize("n", [5, 12, 30])
+def test_linear_probe_on_tiny_training_sets_fits_or_says_why(enc, n):
+    """Fewer held-out images than classes used to raise scikit-learn's own ValueError; now it just fits."""
+    X = torch.randn(n, 8)
+    y = torch.arange(n) % 4
+    lp = LinearProbe(enc, backend="sklearn", C_grid=(0.1, 10.0), val_fraction=0.2).setup(CLASSES)
+    lp.head = torch.nn.Linear(8, len(CLASSES))
+    lp.fit_arrays(X, y)
+    assert lp.fitted and lp.chosen_C in (0.1, 10.0)
+    with pytest.raises(ReprolabError, match="at least 2 classes") as e:
+        LinearProbe(enc, backend="sklearn").setup(CLASSES).fit_arrays(X[:3], torch.zeros(3, dtype=torch.long))
+    assert "\n" not in str(e.value) and "train_subset" in str(e.value)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ReprolabError
 from .base import DEFAULT_TEMPLATE, Method
 
 
@@ -102,14 +102,19 @@ class LinearProbe(Method):
         def make(C):
             return LogisticRegression(C=C, max_iter=self.hp["max_iter"], random_state=self.seed)
 
+        counts = np.bincount(y)
+        n_cls, n_val = int((counts > 0).sum()), int(np.ceil(self.val_fraction * len(y)))
+        if n_cls < 2:
+            raise ReprolabError(f"linear probe needs training images of at least 2 classes, got {len(y)} image(s) "
+                                f"of {n_cls}; raise train_subset")
         best = self.C_grid[0]
-        if self.val_fraction > 0 and len(self.C_grid) > 1:
-            counts = np.bincount(y)
-            strat = y if counts[counts > 0].min() >= 2 else None
-            Xa, Xv, ya, yv = train_test_split(X, y, test_size=self.val_fraction, random_state=self.seed,
-                                              stratify=strat)
-            self.val_accuracy = {str(C): float(make(C).fit(Xa, ya).score(Xv, yv)) for C in self.C_grid}
-            best = max(self.C_grid, key=lambda C: (self.val_accuracy[str(C)], -C))  # ties: stronger regularisation
+        if self.val_fraction > 0 and len(self.C_grid) > 1 and 1 <= n_val <= len(y) - 2:
+            # stratify when every class can appear on both sides; tiny sets split at random instead
+            strat = y if counts[counts > 0].min() >= 2 and n_cls <= n_val <= len(y) - n_cls else None
+            Xa, Xv, ya, yv = train_test_split(X, y, test_size=n_val, random_state=self.seed, stratify=strat)
+            if len(np.unique(ya)) >= 2:  # else: too few images to choose C; keep the first of C_grid
+                self.val_accuracy = {str(C): float(make(C).fit(Xa, ya).score(Xv, yv)) for C in self.C_grid}
+                best = max(self.C_grid, key=lambda C: (self.val_accuracy[str(C)], -C))  # ties: stronger reg.
         clf = make(best).fit(X, y)
         self.chosen_C = best
         coef = torch.as_tensor(clf.coef_, dtype=torch.float32)
