@@ -8,7 +8,7 @@ graph div's traces / shapes. A move passes only when the kernel callback has rew
 * α explorer (notebook 03, ``reprolab.widgets``): ``data-alpha`` and the x of every ``marker:<metric>`` trace
   equal the slider's new α; each marker's y equals the readout's metric; at α on the curve grid it also equals
   the RRP curve there; the metrics change between α = 1 and α = 0.
-* OOD threshold (notebook 06, ``reprolab.explorers``): ``data-threshold`` and the dashed line equal the new
+* OOD threshold (notebook 06, ``reprolab.threshold_explorer``): ``data-threshold`` and the dashed line equal the new
   threshold; Home (lowest threshold) keeps everything: TPR = FPR = 1; TPR and FPR never rise as it increases.
 
 A synthetic notebook with the real α widget runs first, once as shipped and once with the slider's observer

@@ -6,8 +6,9 @@ import torch
 
 from reprolab.embedding_map import SharedMap, class_map_explorer, cka_matrix, drift_table, map_figure, shared_map
 from reprolab.errors import ReprolabError, ShapeError
-from reprolab.explorers import (perturbation_explorer, perturbation_figure, perturbed_probs, roc_figure,
-                                threshold_at_tpr, threshold_explorer, threshold_figure, threshold_metrics)
+from reprolab.perturbation_explorer import perturbation_explorer, perturbation_figure, perturbed_probs
+from reprolab.threshold_explorer import (roc_figure, threshold_at_tpr, threshold_explorer, threshold_figure,
+                                         threshold_metrics)
 from reprolab.metrics import ood_metrics
 
 
