@@ -96,3 +96,38 @@ def comparison_html(out_dir, df: pd.DataFrame) -> str:
                       table[list(COLUMNS)].rename_axis("method").to_html(classes="fair", escape=True),
                       "<h3>Validation scores behind the choices</h3>" if len(sweeps) else "",
                       sweeps.to_html(index=False, classes="sweep", escape=True) if len(sweeps) else ""])
+
+
+def load_comparison(out_dir, digits: int = 2) -> pd.DataFrame:
+    """:func:`comparison_table` of a finished run folder (``results.jsonl`` + ``selection.json``), e.g. the
+    measured runs shipped in ``docs/results/``."""
+    from .results import ResultsDB
+
+    out = Path(out_dir)
+    sel = read_selection(out)
+    if sel is None or not (out / "results.jsonl").exists():
+        raise ReprolabError(f"{out} holds no fair-comparison run (results.jsonl + selection.json); run "
+                            f"`reprolab run configs/fair_comparison.yaml --out {out}` first")
+    return comparison_table(ResultsDB(out / "results.jsonl").to_frame(), sel, digits)
+
+
+def prior_figure(tables: dict, x: str = "ID acc", y: str = "AUROC"):
+    """One marker per (prior, method) at (x, y) with ±std bars; a line joins each method across priors, so the
+    figure shows what a stronger pretrained prior changes. ``tables``: {prior label: comparison_table}."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    family = {}
+    for prior, t in tables.items():
+        for label, r in t.iterrows():
+            family.setdefault(label.split(" (")[0], []).append((prior, label, r))
+    for name, pts in family.items():
+        fig.add_trace(go.Scatter(
+            x=[r[f"{x} mean"] for _, _, r in pts], y=[r[f"{y} mean"] for _, _, r in pts], name=name,
+            mode="lines+markers+text", text=[p for p, _, _ in pts], textposition="top center",
+            hovertext=[f"{p}: {lab}" for p, lab, _ in pts],
+            error_x=dict(type="data", array=[r[f"{x} std"] for _, _, r in pts]),
+            error_y=dict(type="data", array=[r[f"{y} std"] for _, _, r in pts])))
+    fig.update_layout(title=f"{y} vs {x} (mean ± std over seeds, %) — one line per method across priors",
+                      xaxis_title=f"{x} (%)", yaxis_title=f"{y} (%)", height=480)
+    return fig
