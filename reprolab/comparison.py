@@ -131,3 +131,21 @@ def prior_figure(tables: dict, x: str = "ID acc", y: str = "AUROC"):
     fig.update_layout(title=f"{y} vs {x} (mean ± std over seeds, %) — one line per method across priors",
                       xaxis_title=f"{x} (%)", yaxis_title=f"{y} (%)", height=480)
     return fig
+
+
+def alpha_curves(run) -> pd.DataFrame:
+    """Whole α curves of RRP (α_zs, weight on zero-shot features) and WiSE-FT (α_ft, weight on fine-tuned
+    weights): mean ± std over seeds (%) of ID acc, mean shift acc, mean FPR95 and AUROC over the OOD sets."""
+    from .results import ResultsDB
+
+    df = ResultsDB(Path(run) / "results.jsonl").to_frame()
+    d = df[(df.kind != "val") & df.method.isin(["residual_reprogrammer", "wise_ft"])]
+    recs = []
+    for (m, a), g in d.groupby(["method", "alpha"]):
+        per_seed = pd.DataFrame([{"ID acc": s[s.kind == "id"].acc.mean(), "shift acc": s[s.kind == "shift"].acc.mean(),
+                                  "FPR95": s[s.kind == "ood"].fpr95.mean(), "AUROC": s[s.kind == "ood"].auroc.mean()}
+                                 for _, s in g.groupby("seed")])
+        name = f"{m} (α_zs={a:g})" if m == "residual_reprogrammer" else f"{m} (α_ft={a:g})"
+        recs.append({"method": name, **{k: f"{100 * per_seed[k].mean():.2f} ± {100 * per_seed[k].std():.2f}"
+                                        for k in per_seed}})
+    return pd.DataFrame(recs).set_index("method")
