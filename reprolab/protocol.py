@@ -83,12 +83,8 @@ def params_tag(spec: MethodSpec) -> str:
 
 
 def choose(scores: list[float]) -> int:
-    """Index of the best score; ties go to the first."""
-    best = 0
-    for i, s in enumerate(scores):
-        if s > scores[best]:
-            best = i
-    return best
+    """Index of the best score; ties go to the first (numpy's argmax returns the first maximum)."""
+    return int(np.argmax(scores))
 
 
 def fmt(v) -> str:

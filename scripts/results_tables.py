@@ -11,6 +11,7 @@ COLS = ["seeds", "val acc", "ID acc", "shift acc", "FPR95", "AUROC", "holistic"]
 
 
 def markdown(df, index_name="method") -> str:
+    """A Markdown table (pandas' to_markdown needs `tabulate`, which the kit does not otherwise depend on)."""
     cols = list(df.columns)
     rows = [f"| {index_name} | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     rows += [f"| {i} | " + " | ".join(str(v) for v in r) + " |" for i, r in zip(df.index, df.itertuples(index=False))]
