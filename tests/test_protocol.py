@@ -244,8 +244,10 @@ def test_bad_protocol_configs_are_one_line_errors(raw, needle):
 
 def test_fair_comparison_config_loads():
     cfg = load_config(ROOT / "configs" / "fair_comparison.yaml")
-    assert (cfg.encoder, cfg.train_subset, cfg.val_subset, cfg.test_subset, cfg.seeds) == ("standin", 2000, 500,
-                                                                                           1000, [0, 1, 2])
+    assert (cfg.encoder, cfg.train_subset, cfg.val_subset, cfg.test_subset, cfg.seeds) == ("standin:strong", 2000,
+                                                                                           500, 1000, [0, 1, 2])
+    shipped = load_config(ROOT / "docs" / "results" / "fair_strong" / "config.resolved.yaml")
+    assert (shipped.encoder, shipped.seeds) == (cfg.encoder, cfg.seeds), "shipped run must come from this config"
     assert cfg.method("finetune").sweep == {"lr": [3e-5, 1e-4, 3e-4]} and cfg.method("reprogrammer").sweep
     assert cfg.method("wise_ft").base == "finetune" and cfg.method("residual_reprogrammer").base == "reprogrammer"
     assert {m.name for m in cfg.methods} == {"zeroshot", "linear_probe", "finetune", "lp_ft", "wise_ft",
