@@ -2,8 +2,8 @@
 
 α here is ``alpha_zeroshot``, the weight on the *zero-shot* features (0 = reprogrammer, 1 = zero-shot). Every
 update is computed from cached features by :class:`reprolab.alpha_explorer.AlphaExplorer` (no encoder pass), the
-readout is rewritten and the four marker traces of the curve figure are moved in place with
-``FigureWidget.batch_update()`` — one message to the browser per move.
+readout is rewritten and the four marker traces of the curve figure are moved in place with one
+``FigureWidget.plotly_restyle`` carrying every marker's x and y — one message to the browser per move.
 
 Stable DOM markers for browser tests: the slider has CSS class ``rl-alpha-slider``, the figure ``rl-alpha-figure``,
 the readout ``rl-alpha-readout``, the whole box ``rl-alpha-widget``; the readout holds
@@ -76,10 +76,12 @@ def _box_class():
             t0 = time.perf_counter()
             m = self.explorer.metrics_at(float(alpha))
             self.readout.value = metrics_html(float(alpha), m)
-            with self.figure.batch_update():
-                for key, i in self.marker_idx.items():
-                    self.figure.data[i].x = [float(alpha)]
-                    self.figure.data[i].y = [m[key]]
+            # One restyle carrying every marker's x and y. Not ``batch_update``: it sends only the values that
+            # changed, so when a marker's x moved but its y did not (accuracies move in steps of 1/N), that y goes
+            # out as "undefined" and the browser dropped it — the marker vanished (caught by tests/test_browser.py).
+            keys = list(self.marker_idx)
+            self.figure.plotly_restyle({"x": [[float(alpha)] for _ in keys], "y": [[m[k]] for k in keys]},
+                                       trace_indexes=[self.marker_idx[k] for k in keys])
             self.metrics = m
             self.update_seconds.append(time.perf_counter() - t0)
             return m

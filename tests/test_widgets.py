@@ -108,3 +108,44 @@ def test_static_fallback_slider_carries_marker_positions(explorer):
 def test_curve_figure_without_marker_has_none(explorer):
     fig = alpha_curve_figure(explorer.curve([0, 1]))
     assert marker_indices(fig) == {}
+
+
+def _record_frontend_messages(fig) -> list:
+    """What the FigureWidget sends to plotly.js (restyle and update messages), recorded."""
+    sent = []
+    for name in ("_send_restyle_msg", "_send_update_msg"):
+        original = getattr(fig, name)
+
+        def record(*args, _original=original, **kwargs):
+            sent.append((args, kwargs))
+            return _original(*args, **kwargs)
+        setattr(fig, name, record)
+    return sent
+
+
+def _has_undefined(obj) -> bool:
+    from plotly.basedatatypes import Undefined
+
+    if obj is Undefined:
+        return True
+    if isinstance(obj, dict):
+        return any(_has_undefined(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_has_undefined(v) for v in obj)
+    return False
+
+
+def test_a_move_where_some_metric_is_unchanged_still_sends_every_marker(explorer):
+    """Accuracies move in steps of 1/N, so two α often share one; plotly.js reads an "undefined" restyle value as
+    "delete the attribute", which made the marker vanish in the browser (seen in notebook 03)."""
+    grid = explorer.curve(np.round(np.linspace(0, 1, 101), 2))
+    pair = next((a, b) for a, b in zip(grid.itertuples(), grid.iloc[1:].itertuples())
+                if a.id_acc == b.id_acc and a.auroc != b.auroc)
+    box = alpha_slider(explorer, value=pair[0].alpha)
+    sent = _record_frontend_messages(box.figure)
+    box.slider.value = pair[1].alpha
+    assert sent and not _has_undefined(sent), sent
+    (restyle,), kwargs = sent[-1]
+    indexes = kwargs["trace_indexes"]
+    assert sorted(indexes) == sorted(box.marker_idx.values())
+    assert [v[0] for v in restyle["y"]] == [pytest.approx(box.metrics[k]) for k in box.marker_idx]
