@@ -46,7 +46,7 @@ TARGETS = {  # key: (comparison, bound, unit)
 }
 ENCODERS = ("standin", "tiny", "vit-b-32")
 BATCH = {"standin": 32, "tiny": 32, "vit-b-32": 8}
-REPEATS = {False: {"standin": 8, "tiny": 30, "vit-b-32": 3, "moves": 50, "extract": 3},
+REPEATS = {False: {"standin": 8, "tiny": 30, "vit-b-32": 6, "moves": 50, "extract": 3},
            True: {"standin": 4, "tiny": 10, "vit-b-32": 2, "moves": 30, "extract": 2}}
 
 

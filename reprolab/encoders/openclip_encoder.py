@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..errors import MissingWeightsError
 from .base import Encoder
+from .frozen_fast_paths import use_frozen_fast_paths
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -41,6 +42,7 @@ class OpenClipEncoder(Encoder):
         self.mean, self.std = tuple(mean), tuple(std)
         self._tokenizer = tokenizer
         self.freeze()
+        use_frozen_fast_paths(model)  # cheap input gradients through frozen weights (see that module)
 
     # ----- construction -------------------------------------------------------------------------------------------
     @classmethod

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from ..errors import ReprolabError
 from .base import Encoder
+from .frozen_fast_paths import use_frozen_fast_paths
 from .standin_weights import cache_dir, efficientnet_lite, sentence_encoder
 
 PROMPTS_FILE = Path(__file__).with_name("imagenet_hypernym_prompts.json")  # scripts/make_hypernym_prompts.py
@@ -89,6 +90,7 @@ class StandInEncoder(Encoder):
         self.max_length = 64
         self.register_buffer("centre_vec", torch.zeros(self.bert.config.hidden_size))
         self.freeze()
+        use_frozen_fast_paths(self.vision)  # cheap input gradients through the frozen BatchNorms (see that module)
         with torch.no_grad():
             E = self._class_table(imagenet_prompts(class_prompts, template), text_model)  # (not yet centred)
             mean = E.mean(0)
