@@ -6,7 +6,8 @@ pinned to at most 2 CPU cores where the OS allows it (the course's target machin
 0.1 s with psutil — an upper bound, since pages shared between processes are counted once per process.
 Notebooks run in FAST mode: their first cell defaults to ``FAST = True`` (CPU sizes) and ``REPROLAB_FAST=1`` is set
 in their environment as well, for notebooks or tests that read it. They execute from an in-memory copy, so the files
-on disk are never rewritten.
+on disk are never rewritten, and ``REPROLAB_RUNS`` points at an empty temporary folder, so notebook 07's resumable
+run is timed from scratch (not resumed from an earlier ``runs/nb07-fast``).
 """
 
 from __future__ import annotations
@@ -98,9 +99,11 @@ def notebooks(folder: Path | None = None, cores: int = 2) -> dict:
     paths = sorted(folder.glob("*.ipynb"))
     env = dict(FAST_ENV, **({"REPROLAB_DATA": shared_data()} if shared_data() else {}))
     results = {}
-    for p in paths:
-        results[p.name] = run_measured([sys.executable, "-c", NB_SCRIPT, str(p), str(folder)], env=env,
-                                       cwd=str(folder), cores=cores)
+    with tempfile.TemporaryDirectory() as runs:  # notebook 07's run starts fresh, as a student's first one does
+        env["REPROLAB_RUNS"] = runs
+        for p in paths:
+            results[p.name] = run_measured([sys.executable, "-c", NB_SCRIPT, str(p), str(folder)], env=env,
+                                           cwd=str(folder), cores=cores)
     return results
 
 

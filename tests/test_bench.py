@@ -78,7 +78,9 @@ def test_quickstart_missing_config(tmp_path):
 
 def test_notebook_runner(tmp_path):
     nbformat = pytest.importorskip("nbformat")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os; print(os.environ['REPROLAB_FAST'])")])
+    code = ("import os; assert os.environ['REPROLAB_FAST'] == '1'; assert os.listdir(os.environ['REPROLAB_RUNS']) == []\n"
+            "open(os.path.join(os.environ['REPROLAB_RUNS'], 'x'), 'w').close()")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     nbformat.write(nb, tmp_path / "a.ipynb")
     res = bench_course.notebooks(tmp_path)
     assert list(res) == ["a.ipynb"] and res["a.ipynb"]["returncode"] == 0, res["a.ipynb"]["tail"]
