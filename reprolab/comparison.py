@@ -4,7 +4,7 @@ Reads ``OUT/selection.json`` (written by :mod:`reprolab.protocol` when the confi
 rows of ``results.jsonl``. Per method it keeps only the rows of the chosen config (its ``config_hash``) and, for the
 Residual Reprogrammer and WiSE-FT, of the selected α — RRP's α (``α_zs``) is the weight on the ZERO-SHOT features,
 WiSE-FT's (``α_ft``) the weight on the FINE-TUNED weights, opposite conventions — and reports, as
-:func:`reprolab.results.paper_table` does, mean ± std over seeds (in %) of ID accuracy, mean covariate-shift
+:func:`reprolab.paper_table.paper_table` does, mean ± std over seeds (in %) of ID accuracy, mean covariate-shift
 accuracy, mean FPR95 and mean AUROC over the OOD sets, plus the validation accuracy the choice was made on.
 Labels name the choice, e.g. ``"finetune (lr=1e-4)"``, ``"residual_reprogrammer (α_zs=0.6)"``.
 """
@@ -19,7 +19,7 @@ import pandas as pd
 
 from .errors import ReprolabError
 from .protocol import ALPHA_METHODS, fmt
-from .results import paper_table
+from .paper_table import paper_table
 
 COLUMNS = ("seeds", "val acc", "ID acc", "shift acc", "FPR95", "AUROC", "holistic")
 
@@ -39,7 +39,7 @@ def comparison_table(df: pd.DataFrame, selection: dict, digits: int = 2) -> pd.D
     """Chosen-configuration rows only, one per method (index: the label naming the choice); see module doc.
 
     Columns: :data:`COLUMNS` as formatted strings (``"85.00 ± 7.07"``) and the numeric ``"<metric> mean"`` /
-    ``"<metric> std"`` of :func:`reprolab.results.paper_table`; ``val acc`` is one number (the selection seed).
+    ``"<metric> std"`` of :func:`reprolab.paper_table.paper_table`; ``val acc`` is one number (the selection seed).
     """
     d = df[df["kind"] != "val"]
     parts, val = [], {}

@@ -1,7 +1,7 @@
 """``OUT/report.html``: one self-contained page built from ``OUT/results.jsonl`` (works offline).
 
 Contents: with a validation split, first the fair-comparison table of :mod:`reprolab.comparison`; then, per
-(encoder, ID task), the paper-style table (:func:`reprolab.results.paper_table`, as in Geng & Chen,
+(encoder, ID task), the paper-style table (:func:`reprolab.paper_table.paper_table`, as in Geng & Chen,
 arXiv 2403.10800, Tables 1-2, with the holistic score H = (ID acc + shift acc + AUROC)/3 next to its parts), and
 plotly figures — ID accuracy vs OOD detection per method, the α curves of the Residual Reprogrammer
 (α = weight on the zero-shot features) and WiSE-FT (α = weight on the fine-tuned weights), per-set bars, score
@@ -18,7 +18,8 @@ import pandas as pd
 
 from .comparison import comparison_html, read_selection
 from .errors import ReprolabError
-from .results import ResultsDB, paper_table
+from .paper_table import paper_table
+from .results import ResultsDB
 
 STANDIN = "offline stand-in (EfficientNet-Lite0 + MiniLM)"
 CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from reprolab.errors import CorruptFileError, ReprolabError
-from reprolab.results import REQUIRED_KEYS, ResultsDB, config_hash, paper_table, validate_row
+from reprolab.paper_table import paper_table
+from reprolab.results import REQUIRED_KEYS, ResultsDB, config_hash, validate_row
 
 OOD_KEYS = ("fpr95", "auroc", "aupr_in", "aupr_out")
 
