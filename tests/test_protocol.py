@@ -13,7 +13,8 @@ from reprolab.config import from_dict, load_config
 from reprolab.datasets import load_dataset
 from reprolab.errors import ConfigError
 from reprolab.report import build_report
-from reprolab.results import ResultsDB, paper_table
+from reprolab.paper_table import paper_table
+from reprolab.results import ResultsDB
 from reprolab.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,9 +247,12 @@ def test_fair_comparison_config_loads():
     cfg = load_config(ROOT / "configs" / "fair_comparison.yaml")
     assert (cfg.encoder, cfg.train_subset, cfg.val_subset, cfg.test_subset, cfg.seeds) == ("standin:strong", 2000,
                                                                                            500, 1000, [0, 1, 2])
-    shipped = load_config(ROOT / "docs" / "results" / "fair_strong" / "config.resolved.yaml")
-    assert (shipped.encoder, shipped.seeds) == (cfg.encoder, cfg.seeds), "shipped run must come from this config"
-    assert cfg.method("finetune").sweep == {"lr": [3e-5, 1e-4, 3e-4]} and cfg.method("reprogrammer").sweep
+    for run, encoder in (("fair_strong", cfg.encoder), ("fair_weak", "standin")):  # the shipped runs use this config
+        shipped = load_config(ROOT / "docs" / "results" / run / "config.resolved.yaml")
+        assert (shipped.encoder, shipped.seeds, shipped.train_subset) == (encoder, cfg.seeds, cfg.train_subset)
+        assert [(m.name, m.sweep, m.train) for m in shipped.methods] == [(m.name, m.sweep, m.train) for m in cfg.methods]
+    assert cfg.method("finetune").sweep == {"lr": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]} == cfg.method("lp_ft").sweep
+    assert cfg.method("reprogrammer").sweep
     assert cfg.method("wise_ft").base == "finetune" and cfg.method("residual_reprogrammer").base == "reprogrammer"
     assert {m.name for m in cfg.methods} == {"zeroshot", "linear_probe", "finetune", "lp_ft", "wise_ft",
                                              "reprogrammer", "residual_reprogrammer"}
