@@ -1,9 +1,10 @@
-"""Make "gradient to the input, none to the weights" as cheap as it should be in open_clip's towers.
+"""Make "gradient to the input, none to the weights" as cheap as it should be (open_clip towers, the stand-in).
 
 Reprogramming (paper §3) trains only the input side — the image frame δ and the token/positional tables — so every
 step back-propagates through the *frozen* encoder to its input. That should cost less than fine-tuning (no weight
-gradients, no optimiser over 88 M parameters), but two PyTorch CPU paths make it cost more on open_clip's ViTs,
-measured with ``torch.profiler`` on ViT-B-32 (batch 8, 2 threads); figures in ``reprolab bench``:
+gradients, no optimiser over 88 M parameters), but three PyTorch CPU paths made it cost more (ViT-B-32: 1.79× a
+fine-tuning step), found with ``torch.profiler`` (ViT-B-32 batch 8, stand-in batch 32, 2 threads); the step-cost
+figures are in ``reprolab bench``:
 
 1. **Attention in-projection.** ``nn.MultiheadAttention(batch_first=True)`` transposes its input to (L, B, D) before
    ``F.linear``. With a non-contiguous 3-D input and a weight that does *not* require grad, ``torch.matmul`` does not
@@ -23,8 +24,8 @@ measured with ``torch.profiler`` on ViT-B-32 (batch 8, 2 threads); figures in ``
    ``addcmul(t, x, s)`` when the input needs a gradient and nothing else does (timm's fused BatchNormAct2d keeps
    its activation). Fine-tuning, which trains the affine weights, keeps the original path.
 
-Neither torch, open_clip nor timm offers a switch for these, hence the hand-written code; both are exact rewrites of the
-same arithmetic (tests compare values and gradients with the plain modules).
+Neither torch, open_clip nor timm offers a switch for these, hence the hand-written code; all three are exact
+rewrites of the same arithmetic (tests compare values and gradients with the plain modules).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class FrozenAffineNorm:
     """Mixin placed in front of a BatchNorm class: eval mode, frozen weights, input needs grad → ``x·s + t``."""
 
     def forward(self, x: Tensor) -> Tensor:
-        frozen = not (self.weight is not None and self.weight.requires_grad)
+        frozen = not any(p is not None and p.requires_grad for p in (self.weight, self.bias))
         if not (torch.is_grad_enabled() and x.requires_grad and frozen and not self.training
                 and self.running_var is not None and x.dim() == 4):
             return super().forward(x)
