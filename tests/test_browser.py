@@ -141,10 +141,8 @@ def _check_alpha_state(state, alpha: float, where: str) -> None:
 def check_alpha_widget(page, shots: Path, move_timeout_s: float = MOVE_TIMEOUT_S) -> list[dict]:
     """Move the α slider End → Home → 5 × ArrowRight; after each move the page must show the new α's metrics."""
     read = lambda: read_state(page, A_SLIDER, A_METRICS, A_FIGURE)  # noqa: E731
-    state = wait_until(page, read, lambda s: s["value"] is not None and s["metrics"] and _markers(s)
-                       and _alpha_synced(s, s["metrics"]["alpha"]) and all(t["y"] for t in _markers(s).values()),
-                       120, "α widget rendered: .rl-alpha-slider, .rl-alpha-metrics and a figure whose marker "
-                       "traces carry x and y (the first render can show the traces before their data arrives)")
+    state = wait_until(page, read, lambda s: s["value"] is not None and s["metrics"] and _markers(s), 120,
+                       "α widget rendered: .rl-alpha-slider, .rl-alpha-metrics and a figure with marker traces")
     _check_alpha_state(state, state["metrics"]["alpha"], "initial")
     shot(page, A_SLIDER, shots / "0_initial.png")
     states = [state]

@@ -250,7 +250,8 @@ def test_fair_comparison_config_loads():
     for run, encoder in (("fair_strong", cfg.encoder), ("fair_weak", "standin")):  # the shipped runs use this config
         shipped = load_config(ROOT / "docs" / "results" / run / "config.resolved.yaml")
         assert (shipped.encoder, shipped.seeds, shipped.train_subset) == (encoder, cfg.seeds, cfg.train_subset)
-        assert [(m.name, m.sweep, m.train) for m in shipped.methods] == [(m.name, m.sweep, m.train) for m in cfg.methods]
+        same = lambda c: [(m.name, m.sweep, m.train) for m in c.methods]  # noqa: E731
+        assert same(shipped) == same(cfg), run
     assert cfg.method("finetune").sweep == {"lr": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]} == cfg.method("lp_ft").sweep
     assert cfg.method("reprogrammer").sweep
     assert cfg.method("wise_ft").base == "finetune" and cfg.method("residual_reprogrammer").base == "reprogrammer"

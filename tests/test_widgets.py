@@ -136,8 +136,8 @@ def _has_undefined(obj) -> bool:
 
 
 def test_a_move_where_some_metric_is_unchanged_still_sends_every_marker(explorer):
-    """Accuracies move in steps of 1/N, so two α often share one; plotly.js reads an "undefined" restyle value as
-    "delete the attribute", which made the marker vanish in the browser (seen in notebook 03)."""
+    """Accuracies move in steps of 1/N, so two α often share one; batch_update then sent that marker's y as
+    "undefined" and the browser dropped the marker (seen in notebook 03's browser test)."""
     grid = explorer.curve(np.round(np.linspace(0, 1, 101), 2))
     pair = next((a, b) for a, b in zip(grid.itertuples(), grid.iloc[1:].itertuples())
                 if a.id_acc == b.id_acc and a.auroc != b.auroc)
