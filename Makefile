@@ -12,7 +12,7 @@ SHARED_DATA := $(abspath ../shared/datasets)
 export REPROLAB_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA):$(CURDIR)/data/cache,$(CURDIR)/data/cache)
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lab bench report strip student clean
+.PHONY: venv demo test test-fast lint format lab bench report strip student clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,19 @@ venv: $(VENV)/.installed
 demo: venv
 	$(PY) -m reprolab run configs/quickstart.yaml --out $(OUT)
 
-test: venv
+# ruff (lint + format check, configured in pyproject.toml) runs first: a style slip fails fast, before the long suite
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: venv lint
 	$(PY) -m pytest tests notebooks --nbval-lax --ignore=notebooks/student -p no:cacheprovider $(PYTEST_ARGS)
 
-test-fast: venv
+test-fast: venv lint
 	$(PY) -m pytest tests -m "not slow and not browser" $(PYTEST_ARGS)
 
 lab: venv
@@ -47,7 +56,7 @@ strip: venv
 	$(VENV)/bin/nbstripout notebooks/*.ipynb
 
 student: venv
-	$(PY) -m reprolab.student notebooks/ --out notebooks/student/
+	$(PY) -m reprolab.course.student notebooks/ --out notebooks/student/
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,6 +1,7 @@
 """``python -m reprolab`` = the ``reprolab`` command (see :mod:`reprolab.cli`)."""
+
 import sys
 
-from .cli import main
+from reprolab.cli import main
 
 sys.exit(main())

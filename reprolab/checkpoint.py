@@ -16,7 +16,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import CheckpointError
+from reprolab.errors import CheckpointError
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -61,15 +61,19 @@ def load_checkpoint(directory, name: str = "checkpoint") -> tuple[dict, dict]:
     d = Path(directory)
     st, js = d / f"{name}.safetensors", d / f"{name}.json"
     if not js.exists() or not st.exists():
-        raise CheckpointError(f"no checkpoint {name!r} in {d}; train first or point to the run directory that has "
-                              f"{name}.json and {name}.safetensors")
+        raise CheckpointError(
+            f"no checkpoint {name!r} in {d}; train first or point to the run directory that has "
+            f"{name}.json and {name}.safetensors"
+        )
     try:
         meta = json.loads(js.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise CheckpointError(f"checkpoint config {js} is corrupt; delete {d} and retrain (or restore it)") from None
     if meta.get("sha256") and meta["sha256"] != _sha256(st):
-        raise CheckpointError(f"checkpoint {st} does not match its recorded SHA-256 (truncated or modified); "
-                              f"delete {d} and retrain, or restore the file")
+        raise CheckpointError(
+            f"checkpoint {st} does not match its recorded SHA-256 (truncated or modified); "
+            f"delete {d} and retrain, or restore the file"
+        )
     try:
         tensors = load_file(str(st))
     except (SafetensorError, OSError, ValueError) as exc:

@@ -8,40 +8,54 @@
 Errors the kit raises on bad input (:class:`~reprolab.errors.ReprolabError`) are printed as one line,
 ``reprolab: error: ...``, with exit status 2 and no traceback; anything else is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from .errors import ReprolabError
+from reprolab.errors import ReprolabError
 
 EXIT_USAGE = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="reprolab", description="Model reprogramming vs fine-tuning of text-image "
-                                "encoders (Geng & Chen, arXiv 2403.10800): run, report, check.")
+    p = argparse.ArgumentParser(
+        prog="reprolab",
+        description="Model reprogramming vs fine-tuning of text-image "
+        "encoders (Geng & Chen, arXiv 2403.10800): run, report, check.",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     r = sub.add_parser("run", help="train and evaluate the methods of a YAML config")
     r.add_argument("config", help="YAML config, e.g. configs/quickstart.yaml")
     r.add_argument("--out", default=None, help="output folder (default: runs/<config name>)")
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, dotted (e.g. methods.reprogrammer.train.steps=50); repeatable")
-    r.add_argument("--no-resume", action="store_true",
-                   help="retrain from scratch and re-evaluate (rows are still appended, never rewritten)")
+    r.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, dotted (e.g. methods.reprogrammer.train.steps=50); repeatable",
+    )
+    r.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="retrain from scratch and re-evaluate (rows are still appended, never rewritten)",
+    )
     rep = sub.add_parser("report", help="rebuild DIR/report.html from DIR/results.jsonl")
     rep.add_argument("dir", help="a run folder holding results.jsonl")
     sub.add_parser("doctor", help="print what this machine has: devices, encoders, datasets")
-    sub.add_parser("bench", help="time the encoders and methods on this machine; options: see reprolab bench -h",
-                   add_help=False)
+    sub.add_parser(
+        "bench", help="time the encoders and methods on this machine; options: see reprolab bench -h", add_help=False
+    )
     return p
 
 
 def _run(args) -> int:
-    from .config import load_config
-    from .runner import run
+    from reprolab.experiment.config import load_config
+    from reprolab.experiment.runner import run
 
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
@@ -51,30 +65,32 @@ def _run(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import build_report
+    from reprolab.experiment.report import build_report
 
     print(f"report: {build_report(args.dir).resolve()}")
     return 0
 
 
 def _doctor(args) -> int:
-    from .doctor import main as doctor_main
+    from reprolab.doctor import main as doctor_main
 
     return doctor_main()
 
 
 def _bench(args) -> int:
     try:
-        from .bench import main as bench_main
+        from reprolab.bench.suite import main as bench_main
     except ImportError as exc:
-        raise ReprolabError(f"reprolab bench is not available in this install ({exc}); "
-                            "update reprolab or run the benchmark notebook instead") from None
+        raise ReprolabError(
+            f"reprolab bench is not available in this install ({exc}); "
+            "update reprolab or run the benchmark notebook instead"
+        ) from None
     return int(bench_main(list(args.rest)) or 0)
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["bench"]:  # everything after "bench" belongs to reprolab.bench's own parser
+    if argv[:1] == ["bench"]:  # everything after "bench" belongs to reprolab.bench.suite's own parser
         args = argparse.Namespace(command="bench", rest=argv[1:])
     else:
         args = _parser().parse_args(argv)

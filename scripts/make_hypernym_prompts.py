@@ -13,6 +13,7 @@ documented one-line-per-synset text format (wndb(5WN)), read below in a few line
 
     python scripts/make_hypernym_prompts.py [/usr/share/wordnet/data.noun]
 """
+
 import json
 import sys
 from pathlib import Path
@@ -20,11 +21,26 @@ from pathlib import Path
 import open_clip
 from timm.data import ImageNetInfo
 
-DEPTH = 4          # ancestors named per class (chosen on validation: 2-6 within ±0.01)
-LEMMAS = 3         # synonyms named per ancestor ("car, auto, automobile")
+DEPTH = 4  # ancestors named per class (chosen on validation: 2-6 within ±0.01)
+LEMMAS = 3  # synonyms named per ancestor ("car, auto, automobile")
 # Abstract WordNet nodes that every class shares; naming them adds no information.
-STOP = {"whole", "object", "physical entity", "entity", "living thing", "organism", "artifact", "instrumentality",
-        "chordate", "vertebrate", "placental", "causal agent", "matter", "abstraction", "unit"}
+STOP = {
+    "whole",
+    "object",
+    "physical entity",
+    "entity",
+    "living thing",
+    "organism",
+    "artifact",
+    "instrumentality",
+    "chordate",
+    "vertebrate",
+    "placental",
+    "causal agent",
+    "matter",
+    "abstraction",
+    "unit",
+}
 OUT = Path(__file__).resolve().parents[1] / "reprolab" / "encoders" / "imagenet_hypernym_prompts.json"
 
 
@@ -39,7 +55,9 @@ def read_nouns(path):
         lemmas = [f[4 + 2 * i].replace("_", " ") for i in range(n_words)]
         j = 4 + 2 * n_words
         n_ptrs, j = int(f[j]), j + 1
-        hyper = [int(f[j + 4 * p + 1]) for p in range(n_ptrs) if f[j + 4 * p] in ("@", "@i") and f[j + 4 * p + 2] == "n"]
+        hyper = [
+            int(f[j + 4 * p + 1]) for p in range(n_ptrs) if f[j + 4 * p] in ("@", "@i") and f[j + 4 * p + 2] == "n"
+        ]
         synsets[int(f[0])] = (lemmas, hyper)
     return synsets
 
@@ -66,8 +84,18 @@ def build_prompts(path="/usr/share/wordnet/data.noun") -> list[str]:
 
 def main(path="/usr/share/wordnet/data.noun"):
     prompts = build_prompts(path)
-    OUT.write_text(json.dumps({"source": "WordNet 3.0 (Debian wordnet-base) via scripts/make_hypernym_prompts.py",
-                               "depth": DEPTH, "lemmas": LEMMAS, "prompts": prompts}, indent=0) + "\n")
+    OUT.write_text(
+        json.dumps(
+            {
+                "source": "WordNet 3.0 (Debian wordnet-base) via scripts/make_hypernym_prompts.py",
+                "depth": DEPTH,
+                "lemmas": LEMMAS,
+                "prompts": prompts,
+            },
+            indent=0,
+        )
+        + "\n"
+    )
     print(f"wrote {len(prompts)} prompts to {OUT}; e.g. {prompts[11]!r}")
 
 

@@ -1,11 +1,12 @@
 """Print the fair-comparison tables of the runs in docs/results/ as Markdown (pasted into docs/results.md).
 
-    python scripts/results_tables.py [docs/results/fair_strong docs/results/fair_weak ...]
+python scripts/results_tables.py [docs/results/fair_strong docs/results/fair_weak ...]
 """
+
 import sys
 from pathlib import Path
 
-from reprolab.comparison import alpha_curves, load_comparison, read_selection, sweep_table
+from reprolab.experiment.comparison import alpha_curves, load_comparison, read_selection, sweep_table
 
 COLS = ["seeds", "val acc", "ID acc", "shift acc", "FPR95", "AUROC", "holistic"]
 

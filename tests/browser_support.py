@@ -25,17 +25,26 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = os.environ.get("REPROLAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
-MISSING = (f"Chromium is not installed at {CHROMIUM}: run `apt-get install chromium` (Debian/Ubuntu) or point "
-           "REPROLAB_CHROMIUM at a Chromium binary")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
+MISSING = (
+    f"Chromium is not installed at {CHROMIUM}: run `apt-get install chromium` (Debian/Ubuntu) or point "
+    "REPROLAB_CHROMIUM at a Chromium binary"
+)
 
 NB = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook on screen
 
 # Lab settings for a quiet, read-only session: no news/update toasts, no autosave into the repository.
 LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                         "checkForUpdates": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},  # all cells in DOM
 }
@@ -67,9 +76,17 @@ class JupyterLab:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = self.home / "jupyterlab.log"
-        dirs = {k: self.home / k.lower() for k in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR",
-                                                  "IPYTHONDIR", "JUPYTERLAB_SETTINGS_DIR",
-                                                  "JUPYTERLAB_WORKSPACES_DIR")}
+        dirs = {
+            k: self.home / k.lower()
+            for k in (
+                "JUPYTER_CONFIG_DIR",
+                "JUPYTER_DATA_DIR",
+                "JUPYTER_RUNTIME_DIR",
+                "IPYTHONDIR",
+                "JUPYTERLAB_SETTINGS_DIR",
+                "JUPYTERLAB_WORKSPACES_DIR",
+            )
+        }
         for d in dirs.values():
             d.mkdir(parents=True, exist_ok=True)
         for rel, value in LAB_SETTINGS.items():
@@ -86,18 +103,36 @@ class JupyterLab:
     def url(self, path: str) -> str:
         return f"{self.base}/{path.lstrip('/')}?token={self.token}"
 
-    def start(self, timeout: float = 120.0) -> "JupyterLab":
-        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={self.port}", "--ServerApp.ip=127.0.0.1",
-               "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-               f"--ServerApp.root_dir={self.root}", "--ServerApp.open_browser=False",
-               f"--FileCheckpoints.checkpoint_dir={self.home / 'checkpoints'}",
-               "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False"]
+    def start(self, timeout: float = 120.0) -> JupyterLab:
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={self.port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            "--ServerApp.open_browser=False",
+            f"--FileCheckpoints.checkpoint_dir={self.home / 'checkpoints'}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",
+            "--ServerApp.terminals_enabled=False",
+        ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.root,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -162,8 +197,12 @@ def chromium_context(playwright, profile: Path):
     if profile.exists():
         shutil.rmtree(profile)
     ctx = playwright.chromium.launch_persistent_context(
-        str(profile), executable_path=require_chromium(), args=CHROMIUM_ARGS, headless=True,
-        viewport={"width": 1400, "height": 1000})
+        str(profile),
+        executable_path=require_chromium(),
+        args=CHROMIUM_ARGS,
+        headless=True,
+        viewport={"width": 1400, "height": 1000},
+    )
     try:
         yield ctx
     finally:
@@ -215,14 +254,15 @@ RUN_FINISHED = """() => {
   if (!prompts.length || prompts.some(t => t.includes('*'))) return false;
   const failed = [...document.querySelectorAll(%s)].some(e => new RegExp(%s, 'm').test(e.innerText));
   return failed || prompts.every(t => /\\[\\d+\\]/.test(t));
-}""" % (PROMPTS, json.dumps(ERR_OUT), json.dumps(ERROR_RE))
+}""" % (PROMPTS, json.dumps(ERR_OUT), json.dumps(ERROR_RE))  # noqa: UP031 (JS braces)
 
-RUN_STARTED = """() => (%s)().some(t => /\\[(\\*|\\d+)\\]/.test(t))""" % PROMPTS
+RUN_STARTED = """() => (%s)().some(t => /\\[(\\*|\\d+)\\]/.test(t))""" % PROMPTS  # noqa: UP031
 
 
 def run_all_cells(page, timeout_ms: int) -> None:
     """Run → Run All Cells (menu), then wait until the kernel is idle and no cell is queued or running."""
     from playwright.sync_api import TimeoutError as PWTimeout
+
     for _ in range(3):  # a click while the page is still settling can be lost: check that cells started
         dialog = page.locator(".jp-Dialog")
         if dialog.count():
@@ -239,8 +279,10 @@ def run_all_cells(page, timeout_ms: int) -> None:
         page.wait_for_function(RUN_FINISHED, timeout=timeout_ms, polling=1000)
     except PWTimeout:
         prompts = page.evaluate(PROMPTS)
-        raise AssertionError(f"Run All Cells did not finish within {timeout_ms / 1000:.0f} s; execution prompts "
-                             f"{prompts}; errors so far: {cell_errors(page)}") from None
+        raise AssertionError(
+            f"Run All Cells did not finish within {timeout_ms / 1000:.0f} s; execution prompts "
+            f"{prompts}; errors so far: {cell_errors(page)}"
+        ) from None
 
 
 def cell_errors(page) -> list[str]:
@@ -248,7 +290,8 @@ def cell_errors(page) -> list[str]:
     return page.evaluate(
         """([sel, re]) => [...document.querySelectorAll(sel)].map(e => e.innerText)
                             .filter(t => new RegExp(re, 'm').test(t)).map(t => t.slice(-1500))""",
-        [ERR_OUT, ERROR_RE])
+        [ERR_OUT, ERROR_RE],
+    )
 
 
 def unrun_cells(page) -> list[str]:
@@ -256,7 +299,8 @@ def unrun_cells(page) -> list[str]:
     return page.evaluate(
         """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')]
                  .filter(c => !/\\[\\d+\\]/.test(c.querySelector('.jp-InputPrompt').textContent))
-                 .map(c => c.querySelector('.jp-InputArea-editor').innerText.slice(0, 200))""")
+                 .map(c => c.querySelector('.jp-InputArea-editor').innerText.slice(0, 200))"""
+    )
 
 
 READ_STATE = """([slider, metrics, figure]) => {

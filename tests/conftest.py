@@ -33,12 +33,14 @@ class TinySet(torch.utils.data.Dataset):
 @pytest.fixture(scope="session")
 def tiny():
     from reprolab.encoders import load_encoder
+
     return load_encoder("tiny")
 
 
 @pytest.fixture(scope="session")
 def standin():
     from reprolab.encoders import load_encoder
+
     return load_encoder("standin")
 
 
@@ -50,6 +52,8 @@ def tiny_set():
 @pytest.fixture(scope="session")
 def shared_datasets():
     if not SHARED.exists():
-        pytest.fail(f"real test data not found at {SHARED}; put the project's shared/datasets beside the repo "
-                    "or set REPROLAB_SHARED")
+        pytest.fail(
+            f"real test data not found at {SHARED}; put the project's shared/datasets beside the repo "
+            "or set REPROLAB_SHARED"
+        )
     return SHARED

@@ -66,11 +66,26 @@ def roundtrip(method_fn, train, images, tmp_path):
 
 
 def test_registry_covers_every_method(enc):
-    assert set(METHODS) == {"zeroshot", "linear_probe", "finetune", "lp_ft", "wise_ft", "coop", "visual_prompt",
-                            "reprogrammer", "residual_reprogrammer"}
+    assert set(METHODS) == {
+        "zeroshot",
+        "linear_probe",
+        "finetune",
+        "lp_ft",
+        "wise_ft",
+        "coop",
+        "visual_prompt",
+        "reprogrammer",
+        "residual_reprogrammer",
+    }
     assert all(cls.name == n for n, cls in METHODS.items())
-    for name, kw in [("zeroshot", {}), ("coop", {"n_ctx": 4}), ("visual_prompt", {}), ("linear_probe", {}),
-                     ("residual_reprogrammer", {"alpha_zeroshot": 0.3, "mode": "image"}), ("wise_ft", {})]:
+    for name, kw in [
+        ("zeroshot", {}),
+        ("coop", {"n_ctx": 4}),
+        ("visual_prompt", {}),
+        ("linear_probe", {}),
+        ("residual_reprogrammer", {"alpha_zeroshot": 0.3, "mode": "image"}),
+        ("wise_ft", {}),
+    ]:
         m = build_method(name, enc, **kw).setup(CLASSES)
         assert m.name == name and m.logits(torch.rand(2, 3, 32, 32)).shape == (2, 4)
     with pytest.raises(ConfigError, match="options are"):
@@ -81,8 +96,12 @@ def test_registry_covers_every_method(enc):
 
 @pytest.mark.parametrize("name", ["finetune", "coop", "visual_prompt", "linear_probe"])
 def test_fit_checkpoint_reload(name, enc, data, tmp_path):
-    make = {"finetune": lambda: FineTune(enc, lr=1e-3), "coop": lambda: CoOp(enc, n_ctx=4),
-            "visual_prompt": lambda: VisualPrompt(enc), "linear_probe": lambda: LinearProbe(enc, backend="torch")}
+    make = {
+        "finetune": lambda: FineTune(enc, lr=1e-3),
+        "coop": lambda: CoOp(enc, n_ctx=4),
+        "visual_prompt": lambda: VisualPrompt(enc),
+        "linear_probe": lambda: LinearProbe(enc, backend="torch"),
+    }
     before = snapshot(enc)
     m = roundtrip(make[name], data[0], data[1], tmp_path)
     assert same(before, snapshot(enc)), "the shared encoder must not change (fine-tuning works on a copy)"
@@ -130,7 +149,9 @@ def test_linear_probe_sklearn_matches_decision_function(enc, data, tmp_path):
     assert lp.chosen_C in (0.1, 10.0) and set(lp.val_accuracy) == {"0.1", "10.0"}
     assert lp.trainable_parameters() == [] and fit(lp, train, CFG).steps == []  # fit() leaves the probe alone
     from sklearn.linear_model import LogisticRegression
+
     from reprolab.methods.linear_probe import extract_features
+
     X, y = extract_features(lp, train, 16, progress=False)
     clf = LogisticRegression(C=lp.chosen_C, max_iter=1000, random_state=0).fit(X.numpy(), y.numpy())
     with torch.no_grad():

@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from reprolab import bench, bench_course, bench_timing
+from reprolab.bench import course as bench_course
+from reprolab.bench import suite as bench
+from reprolab.bench import timing as bench_timing
 from reprolab.errors import ReprolabError
 
 TINY_REPEATS = {"tiny": 2, "moves": 4, "extract": 1}
@@ -20,8 +22,15 @@ def _num(x):
 
 @pytest.fixture(scope="module")
 def result():
-    return bench.run_bench(quick=True, skip_course=True, encoders=["tiny"], alpha_n=300, extract_n=64,
-                           repeats=TINY_REPEATS, log=lambda *a: None)
+    return bench.run_bench(
+        quick=True,
+        skip_course=True,
+        encoders=["tiny"],
+        alpha_n=300,
+        extract_n=64,
+        repeats=TINY_REPEATS,
+        log=lambda *a: None,
+    )
 
 
 def test_headline_keys_and_types(result):
@@ -78,8 +87,10 @@ def test_quickstart_missing_config(tmp_path):
 
 def test_notebook_runner(tmp_path):
     nbformat = pytest.importorskip("nbformat")
-    code = ("import os; assert os.environ['REPROLAB_FAST'] == '1'; assert os.listdir(os.environ['REPROLAB_RUNS']) == []\n"
-            "open(os.path.join(os.environ['REPROLAB_RUNS'], 'x'), 'w').close()")
+    code = (
+        "import os; assert os.environ['REPROLAB_FAST'] == '1'; assert os.listdir(os.environ['REPROLAB_RUNS']) == []\n"
+        "open(os.path.join(os.environ['REPROLAB_RUNS'], 'x'), 'w').close()"
+    )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     nbformat.write(nb, tmp_path / "a.ipynb")
     res = bench_course.notebooks(tmp_path)

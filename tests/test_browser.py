@@ -5,10 +5,10 @@ mode (the notebooks ship ``FAST = True``; checked), moves a slider with the keyb
 the ipywidgets slider) and reads back what the page shows: the readout's ``data-*`` attributes and the plotly
 graph div's traces / shapes. A move passes only when the kernel callback has rewritten both, consistently:
 
-* α explorer (notebook 03, ``reprolab.widgets``): ``data-alpha`` and the x of every ``marker:<metric>`` trace
+* α explorer (notebook 03, ``reprolab.course.widgets``): ``data-alpha`` and the x of every ``marker:<metric>`` trace
   equal the slider's new α; each marker's y equals the readout's metric; at α on the curve grid it also equals
   the RRP curve there; the metrics change between α = 1 and α = 0.
-* OOD threshold (notebook 06, ``reprolab.threshold_explorer``): ``data-threshold`` and the dashed line equal the new
+* OOD threshold (notebook 06, ``reprolab.course.threshold_explorer``): ``data-threshold`` and the dashed line equal the new
   threshold; Home (lowest threshold) keeps everything: TPR = FPR = 1; TPR and FPR never rise as it increases.
 
 A synthetic notebook with the real α widget runs first, once as shipped and once with the slider's observer
@@ -24,9 +24,19 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from browser_support import (NB, cell_errors, chromium_context, jupyter_lab, open_notebook, press_on_slider, read_state,
-                             require_chromium, run_all_cells, unrun_cells, wait_until)
+from browser_support import (
+    NB,
+    cell_errors,
+    chromium_context,
+    jupyter_lab,
+    open_notebook,
+    press_on_slider,
+    read_state,
+    require_chromium,
+    run_all_cells,
+    unrun_cells,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -34,12 +44,13 @@ ROOT = Path(__file__).resolve().parents[1]
 ART = ROOT / "artifacts" / "browser"
 # Run All Cells of a FAST notebook: minutes on 2 idle cores, 15-20 min on 2 cores shared with other jobs.
 RUN_TIMEOUT_S = int(os.environ.get("REPROLAB_BROWSER_RUN_TIMEOUT", "1500"))
-MOVE_TIMEOUT_S = 60      # kernel round trip after one slider move
+MOVE_TIMEOUT_S = 60  # kernel round trip after one slider move
 
 METRIC_LABELS = {"id_acc": "ID accuracy", "shift_acc": "shift accuracy", "auroc": "AUROC", "fpr95": "FPR95"}
 
 
 # ----- fixtures: one JupyterLab and one Chromium for the module -------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
@@ -54,6 +65,7 @@ def lab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(lab, tmp_path_factory):
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p, chromium_context(p, tmp_path_factory.mktemp("chromium") / "profile") as ctx:
         yield ctx
 
@@ -100,8 +112,9 @@ def repo_notebook(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing; the browser test runs the course notebook of that name")
     nb = nbformat.read(path, as_version=4)
-    assert any(re.search(r"^FAST = True\b", c.source, re.M) for c in nb.cells if c.cell_type == "code"), \
+    assert any(re.search(r"^FAST = True\b", c.source, re.M) for c in nb.cells if c.cell_type == "code"), (
         f"{name} must ship with `FAST = True` (the browser test runs it as a student would, in FAST mode)"
+    )
     return path
 
 
@@ -116,9 +129,12 @@ def _markers(state) -> dict:
 
 def _alpha_synced(state, alpha: float) -> bool:
     m, marks = state["metrics"], _markers(state)
-    return bool(m and marks and abs(m["alpha"] - alpha) <= 5e-5
-                and all(t["x"] is not None and len(t["x"]) == 1 and abs(t["x"][0] - alpha) <= 1e-9
-                        for t in marks.values()))
+    return bool(
+        m
+        and marks
+        and abs(m["alpha"] - alpha) <= 5e-5
+        and all(t["x"] is not None and len(t["x"]) == 1 and abs(t["x"][0] - alpha) <= 1e-9 for t in marks.values())
+    )
 
 
 def _check_alpha_state(state, alpha: float, where: str) -> None:
@@ -134,15 +150,21 @@ def _check_alpha_state(state, alpha: float, where: str) -> None:
         if curve and curve["x"]:
             hits = [j for j, x in enumerate(curve["x"]) if abs(x - alpha) <= 1e-9]
             if hits:
-                assert abs(curve["y"][hits[0]] - shown) <= 1e-4, \
+                assert abs(curve["y"][hits[0]] - shown) <= 1e-4, (
                     f"{where}: readout {key}={shown} but the RRP curve at α={alpha} is {curve['y'][hits[0]]}"
+                )
 
 
 def check_alpha_widget(page, shots: Path, move_timeout_s: float = MOVE_TIMEOUT_S) -> list[dict]:
     """Move the α slider End → Home → 5 × ArrowRight; after each move the page must show the new α's metrics."""
     read = lambda: read_state(page, A_SLIDER, A_METRICS, A_FIGURE)  # noqa: E731
-    state = wait_until(page, read, lambda s: s["value"] is not None and s["metrics"] and _markers(s), 120,
-                       "α widget rendered: .rl-alpha-slider, .rl-alpha-metrics and a figure with marker traces")
+    state = wait_until(
+        page,
+        read,
+        lambda s: s["value"] is not None and s["metrics"] and _markers(s),
+        120,
+        "α widget rendered: .rl-alpha-slider, .rl-alpha-metrics and a figure with marker traces",
+    )
     _check_alpha_state(state, state["metrics"]["alpha"], "initial")
     shot(page, A_SLIDER, shots / "0_initial.png")
     states = [state]
@@ -153,23 +175,30 @@ def check_alpha_widget(page, shots: Path, move_timeout_s: float = MOVE_TIMEOUT_S
         assert alpha != states[-1]["value"], f"pressing {key} on the α slider did not move it"
         if expect is not None:
             assert alpha == expect, f"{key} moved the α slider to {alpha}, expected {expect}"
-        state = wait_until(page, read, lambda s: _alpha_synced(s, alpha), move_timeout_s,
-                           f"after {key}: readout data-alpha and every α marker at the slider's α = {alpha}")
+        state = wait_until(
+            page,
+            read,
+            lambda s: _alpha_synced(s, alpha),
+            move_timeout_s,
+            f"after {key}: readout data-alpha and every α marker at the slider's α = {alpha}",
+        )
         _check_alpha_state(state, alpha, f"after {key} (α={alpha})")
         if expect is not None:
             before, after = states[-1]["metrics"], state["metrics"]
-            assert any(abs(after[k] - before[k]) > 1e-4 for k in METRIC_LABELS
-                       if k in after and k in before and not math.isnan(after[k] + before[k])), \
-                f"metrics did not change from α={states[-1]['value']} to α={alpha}: {after}"
+            assert any(
+                abs(after[k] - before[k]) > 1e-4
+                for k in METRIC_LABELS
+                if k in after and k in before and not math.isnan(after[k] + before[k])
+            ), f"metrics did not change from α={states[-1]['value']} to α={alpha}: {after}"
         shot(page, A_SLIDER, shots / f"{i}_{key}_alpha_{alpha:.2f}.png")
         states.append(state)
     return states
 
 
-SYNTHETIC_ALPHA = '''\
+SYNTHETIC_ALPHA = """\
 import numpy as np
-from reprolab.alpha_explorer import AlphaExplorer
-from reprolab.widgets import alpha_slider
+from reprolab.course.alpha_explorer import AlphaExplorer
+from reprolab.course.widgets import alpha_slider
 
 def unit(a):
     return a / np.linalg.norm(a, axis=1, keepdims=True)
@@ -182,16 +211,19 @@ img_rp, img_zs = unit(text_rp[y] + 0.6 * rng.normal(size=(N, D))), unit(text_zs[
 shift = {"shifted": (unit(img_rp + 0.8 * rng.normal(size=(N, D))), unit(img_zs + 0.3 * rng.normal(size=(N, D))), y)}
 ood = {"noise": (unit(rng.normal(size=(60, D))), unit(rng.normal(size=(60, D))))}
 box = alpha_slider(AlphaExplorer(img_rp, img_zs, text_rp, text_zs, y, shift, ood), value=0.4)
-'''
+"""
 
 
 def synthetic_notebook(path: Path, broken: bool) -> str:
     """A two-cell notebook with the real α widget on synthetic features; ``broken``: the slider's observer removed."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(SYNTHETIC_ALPHA),
-                nbformat.v4.new_code_cell(("box.slider.unobserve_all('value')  # BROKEN on purpose\n" if broken
-                                           else "") + "box")]
+    nb.cells = [
+        nbformat.v4.new_code_cell(SYNTHETIC_ALPHA),
+        nbformat.v4.new_code_cell(
+            ("box.slider.unobserve_all('value')  # BROKEN on purpose\n" if broken else "") + "box"
+        ),
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path.relative_to(ROOT).as_posix()
@@ -226,8 +258,12 @@ T_SLIDER, T_METRICS, T_FIGURE = ".rl-threshold-slider", ".rl-threshold-metrics",
 
 def _threshold_synced(state, t: float) -> bool:
     m, shapes = state["metrics"], state["shapes"]
-    return bool(m and shapes and math.isclose(m["threshold"], t, rel_tol=1e-5, abs_tol=1e-9)
-                and math.isclose(shapes[0]["x0"], t, rel_tol=1e-9, abs_tol=1e-12))
+    return bool(
+        m
+        and shapes
+        and math.isclose(m["threshold"], t, rel_tol=1e-5, abs_tol=1e-9)
+        and math.isclose(shapes[0]["x0"], t, rel_tol=1e-9, abs_tol=1e-12)
+    )
 
 
 def test_ood_threshold_notebook(page, lab):
@@ -236,8 +272,13 @@ def test_ood_threshold_notebook(page, lab):
     before = path.read_bytes()
     run_notebook(page, lab, path.relative_to(ROOT).as_posix())
     read = lambda: read_state(page, T_SLIDER, T_METRICS, T_FIGURE)  # noqa: E731
-    state = wait_until(page, read, lambda s: s["value"] is not None and s["metrics"] and s["shapes"], 120,
-                       "threshold widget rendered: .rl-threshold-slider, .rl-threshold-metrics, figure with a line")
+    state = wait_until(
+        page,
+        read,
+        lambda s: s["value"] is not None and s["metrics"] and s["shapes"],
+        120,
+        "threshold widget rendered: .rl-threshold-slider, .rl-threshold-metrics, figure with a line",
+    )
     shots = ART / "06_threshold"
     shot(page, T_SLIDER, shots / "0_initial.png")
     seen = {}
@@ -247,19 +288,26 @@ def test_ood_threshold_notebook(page, lab):
             press_on_slider(page, T_SLIDER, key)
         t = read()["value"]
         assert t != prev["value"], f"pressing {key} on the threshold slider did not move it"
-        state = wait_until(page, read, lambda s: _threshold_synced(s, t), MOVE_TIMEOUT_S,
-                           f"after {key}: readout data-threshold and the threshold line at the slider's {t}")
+        state = wait_until(
+            page,
+            read,
+            lambda s: _threshold_synced(s, t),
+            MOVE_TIMEOUT_S,
+            f"after {key}: readout data-threshold and the threshold line at the slider's {t}",
+        )
         m = state["metrics"]
         assert 0.0 <= m["tpr"] <= 1.0 and 0.0 <= m["fpr"] <= 1.0, m
         title_tpr = re.search(r"TPR ([0-9.]+)%", state["title"])
-        assert title_tpr and abs(float(title_tpr.group(1)) - 100 * m["tpr"]) <= 0.051, \
+        assert title_tpr and abs(float(title_tpr.group(1)) - 100 * m["tpr"]) <= 0.051, (
             f"figure title {state['title']!r} does not show the readout's TPR {m['tpr']}"
+        )
         seen[key] = m
         shot(page, T_SLIDER, shots / f"{i}_{key}_threshold_{t:.4g}.png")
     lo, hi, mid = seen["Home"], seen["End"], seen["ArrowRight"]
     assert lo["tpr"] == 1.0 and lo["fpr"] == 1.0, f"at the lowest threshold every image is kept: {lo}"
     assert hi["threshold"] > mid["threshold"] > lo["threshold"], (lo, mid, hi)
-    assert hi["tpr"] <= mid["tpr"] <= lo["tpr"] and hi["fpr"] <= mid["fpr"] <= lo["fpr"], \
+    assert hi["tpr"] <= mid["tpr"] <= lo["tpr"] and hi["fpr"] <= mid["fpr"] <= lo["fpr"], (
         f"TPR/FPR must not rise with the threshold: {lo} → {mid} → {hi}"
+    )
     assert hi["tpr"] < 1.0 or hi["fpr"] < 1.0, f"the highest threshold rejects nothing: {hi}"
     assert path.read_bytes() == before, NOT_WRITTEN

@@ -1,10 +1,11 @@
 """Config loading: validation errors are one line naming the key and the fix; --set overrides; shipped configs."""
+
 from pathlib import Path
 
 import pytest
 
-from reprolab.config import Config, apply_override, from_dict, load_config, parse_value
 from reprolab.errors import ConfigError
+from reprolab.experiment.config import Config, apply_override, from_dict, load_config, parse_value
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,23 +69,33 @@ def test_yaml_scalars_parse_like_yaml_1_2():
 def test_set_overrides_dotted_keys_and_methods_by_name(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("encoder: tiny\nmethods:\n  - zeroshot\n  - name: reprogrammer\n    train: {steps: 10}\n")
-    cfg = load_config(p, ["train_subset=500", "methods.reprogrammer.train.steps=50",
-                          "methods.reprogrammer.params.lr_image=1e-2", "seeds=[0, 1]", "methods.zeroshot.params."
-                          "templates=ensemble"])
+    cfg = load_config(
+        p,
+        [
+            "train_subset=500",
+            "methods.reprogrammer.train.steps=50",
+            "methods.reprogrammer.params.lr_image=1e-2",
+            "seeds=[0, 1]",
+            "methods.zeroshot.params.templates=ensemble",
+        ],
+    )
     assert cfg.train_subset == 500 and cfg.seeds == [0, 1]
     assert cfg.method("reprogrammer").train == {"steps": 50}
     assert cfg.method("reprogrammer").params == {"lr_image": 0.01}
     assert cfg.method("zeroshot").params == {"templates": "ensemble"}
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("train_subset=many", "train_subset must be int"),
-    ("methods.coop.train.steps=5", "no method named 'coop'"),
-    ("methods.reprogrammer.train.stepz=5", "'stepz'"),
-    ("nonsense=1", "unknown key 'nonsense'"),
-    ("train_subset", "--set needs key=value"),
-    ("encoder.sub=1", "is a value, not a section"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("train_subset=many", "train_subset must be int"),
+        ("methods.coop.train.steps=5", "no method named 'coop'"),
+        ("methods.reprogrammer.train.stepz=5", "'stepz'"),
+        ("nonsense=1", "unknown key 'nonsense'"),
+        ("train_subset", "--set needs key=value"),
+        ("encoder.sub=1", "is a value, not a section"),
+    ],
+)
 def test_bad_overrides_are_one_line_errors(tmp_path, override, needle):
     p = tmp_path / "c.yaml"
     p.write_text("encoder: tiny\nmethods:\n  - name: reprogrammer\n")
@@ -121,8 +132,13 @@ def test_shipped_configs_validate(name):
 def test_quickstart_is_offline_and_paper_configs_use_clip():
     qs = load_config(ROOT / "configs" / "quickstart.yaml")
     assert qs.encoder == "standin" and qs.download is False
-    assert {m.name for m in qs.methods} >= {"zeroshot", "linear_probe", "finetune", "reprogrammer",
-                                            "residual_reprogrammer"}
+    assert {m.name for m in qs.methods} >= {
+        "zeroshot",
+        "linear_probe",
+        "finetune",
+        "reprogrammer",
+        "residual_reprogrammer",
+    }
     for name in ("cifar10", "imagenet"):
         cfg = load_config(ROOT / "configs" / "paper" / f"{name}.yaml")
         assert cfg.encoder == "clip" and cfg.id_dataset == name

@@ -1,5 +1,6 @@
 """CIFAR-10-C-style corruptions: every family at severities 1 and 5 is shaped right, in [0,1], deterministic in
 the seed, and reachable as a registry dataset."""
+
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,18 @@ from reprolab.errors import ReprolabError
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 if not (SHARED / "cifar10").is_dir():
     SHARED = Path("/work/shared/datasets")
-RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "glass_blur", "motion_blur", "snow",
-          "frost", "fog", "elastic_transform"}
+RANDOM = {
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "speckle_noise",
+    "glass_blur",
+    "motion_blur",
+    "snow",
+    "frost",
+    "fog",
+    "elastic_transform",
+}
 
 
 @pytest.fixture(scope="module")

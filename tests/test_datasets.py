@@ -1,5 +1,6 @@
 """Dataset registry: real course copies (CIFAR-10, DTD-10, Fashion-MNIST), subsets/manifests, clear errors,
 and ImageNet / STL-10 loaders on tiny fakes made in tmp_path."""
+
 import json
 import os
 from pathlib import Path
@@ -9,8 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from reprolab.datasets import (REGISTRY, STL10_TO_CIFAR10, dataset_names, imagenet_wnids, load_dataset,
-                               read_manifest, save_manifest)
+from reprolab.datasets import (
+    REGISTRY,
+    STL10_TO_CIFAR10,
+    dataset_names,
+    imagenet_wnids,
+    load_dataset,
+    read_manifest,
+    save_manifest,
+)
 from reprolab.datasets.ood import FASHION_SYSTEM_DIR
 from reprolab.errors import CorruptFileError, DatasetNotFoundError, ReprolabError
 
@@ -193,8 +201,17 @@ def test_registry_metadata_and_bad_names():
     assert set(dataset_names(kind="id")) == {"cifar10", "cifar100", "fashion_mnist", "imagenet"}
     shift = dataset_names("cifar10", kind="shift")
     assert {"cifar10_1", "stl10", "cifar10c:gaussian_noise:3", "cifar10c:jpeg_compression:5"} <= set(shift)
-    assert {"svhn", "textures", "dtd10", "lsun_crop", "lsun_resize", "isun", "places365", "fashion_mnist_ood",
-            "sklearn_digits"} <= set(dataset_names("cifar10", kind="ood"))
+    assert {
+        "svhn",
+        "textures",
+        "dtd10",
+        "lsun_crop",
+        "lsun_resize",
+        "isun",
+        "places365",
+        "fashion_mnist_ood",
+        "sklearn_digits",
+    } <= set(dataset_names("cifar10", kind="ood"))
     assert {"inaturalist", "sun", "places", "textures"} <= set(dataset_names("imagenet", kind="ood"))
     with pytest.raises(ReprolabError, match="did you mean cifar10_1"):
         load_dataset("cifar10_2x")

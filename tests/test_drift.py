@@ -1,10 +1,11 @@
-"""reprolab.drift: cosine drift and linear CKA properties (Kornblith et al. 2019)."""
+"""reprolab.evaluation.drift: cosine drift and linear CKA properties (Kornblith et al. 2019)."""
+
 import numpy as np
 import pytest
 import torch
 
-from reprolab.drift import cosine_drift, drift_summary, linear_cka, zero_shot_accuracy_change
 from reprolab.errors import ReprolabError
+from reprolab.evaluation.drift import cosine_drift, drift_summary, linear_cka, zero_shot_accuracy_change
 
 
 def feats(n=300, d=16, seed=0):

@@ -53,9 +53,16 @@ def test_wrong_shapes_give_one_line_errors(tiny):
 
 def test_local_checkpoint_loads_offline(tiny, tmp_path, monkeypatch):
     import open_clip
-    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "tiny-test", dict(
-        embed_dim=32, vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=8, head_width=16),
-        text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1)))
+
+    monkeypatch.setitem(
+        open_clip.factory._MODEL_CONFIGS,
+        "tiny-test",
+        dict(
+            embed_dim=32,
+            vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=8, head_width=16),
+            text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1),
+        ),
+    )
     path = tmp_path / "tiny.pt"
     torch.save(tiny.model.state_dict(), path)
     enc = OpenClipEncoder.from_pretrained("tiny-test", str(path))
@@ -87,14 +94,15 @@ def test_standin_zero_shot_on_real_cifar10_is_well_above_chance(standin, shared_
     x, y = _cifar_test(shared_datasets, per_class=25)  # 250 real test images
     with torch.no_grad():
         t = standin.encode_text_prompts([f"a photo of a {c}." for c in CIFAR])
-        f = torch.cat([standin.encode_image(standin.resize(x[i:i + 125])) for i in range(0, len(x), 125)])
+        f = torch.cat([standin.encode_image(standin.resize(x[i : i + 125])) for i in range(0, len(x), 125)])
     acc = (f @ t.T).argmax(1).eq(y).float().mean().item()
     assert acc > 0.25, acc  # chance is 0.10; measured ≈0.40
 
 
 def test_standin_recognises_a_real_photo(standin):
-    from skimage import data
     import open_clip
+    from skimage import data
+
     cat = torch.from_numpy(data.chelsea().copy()).permute(2, 0, 1).float()[None] / 255
     with torch.no_grad():
         top = standin.imagenet_logits(standin.resize(cat)).topk(5).indices[0].tolist()

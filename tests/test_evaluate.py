@@ -7,23 +7,34 @@ import torch
 import torch.nn.functional as F
 from conftest import TinySet
 
-from reprolab import scores
-from reprolab.alpha_explorer import AlphaExplorer
+from reprolab.course.alpha_explorer import AlphaExplorer
 from reprolab.errors import ReprolabError, ShapeError
-from reprolab.evaluate import (collect, drift_rows, evaluate_method, ood_score, rows_from_logits, rrp_features,
-                               rrp_sweep, shift_mean, summary, wise_ft_sweep)
-from reprolab.features import FeatureCache
+from reprolab.evaluation import scores
+from reprolab.evaluation.alpha_sweeps import rrp_features, rrp_sweep, wise_ft_sweep
+from reprolab.evaluation.evaluate import (
+    collect,
+    drift_rows,
+    evaluate_method,
+    ood_score,
+    rows_from_logits,
+    shift_mean,
+    summary,
+)
+from reprolab.evaluation.features import FeatureCache
+from reprolab.evaluation.metrics import accuracy, ood_metrics
 from reprolab.methods.base import Method, ZeroShot
 from reprolab.methods.reprogrammer import Reprogrammer, ResidualReprogrammer
-from reprolab.metrics import accuracy, ood_metrics
-from reprolab.residual import residual_logits
+from reprolab.reprogramming.residual import residual_logits
 
 CLASSES = ["cat", "dog", "car", "ship"]
 
 
 def sets():
-    return (TinySet(n=24, seed=0, name="id"), [TinySet(n=16, seed=1, name="shift", kind="shift")],
-            [TinySet(n=20, seed=2, name="ood_a", kind="ood"), TinySet(n=12, seed=3, size=16, name="ood_b", kind="ood")])
+    return (
+        TinySet(n=24, seed=0, name="id"),
+        [TinySet(n=16, seed=1, name="shift", kind="shift")],
+        [TinySet(n=20, seed=2, name="ood_a", kind="ood"), TinySet(n=12, seed=3, size=16, name="ood_b", kind="ood")],
+    )
 
 
 def trained_like_rp(encoder, mode="both", seed=0):
@@ -38,6 +49,7 @@ def trained_like_rp(encoder, mode="both", seed=0):
 
 class Classifier(Method):
     """A classifier baseline: a linear head on frozen image features (clip_style False)."""
+
     name, clip_style = "head", False
 
     def __init__(self, encoder):
@@ -50,6 +62,7 @@ class Classifier(Method):
 
 class FakeWise(ZeroShot):
     """WiSE-FT stand-in: α (fine-tuned weight) mixes the zero-shot image features with a fixed rotation of them."""
+
     name = "wise_ft"
 
     def __init__(self, encoder, alpha_finetuned=0.5):
@@ -70,8 +83,12 @@ def test_rows_kinds_and_metrics_match_the_metric_functions(tiny):
     id_set, shift, ood = sets()
     zs = ZeroShot(tiny).setup(CLASSES)
     rows = evaluate_method(zs, id_set, shift, ood, batch_size=7, progress=False)
-    assert [(r["eval_set"], r["kind"], r["n"]) for r in rows] == [("id", "id", 24), ("shift", "shift", 16),
-                                                                   ("ood_a", "ood", 20), ("ood_b", "ood", 12)]
+    assert [(r["eval_set"], r["kind"], r["n"]) for r in rows] == [
+        ("id", "id", 24),
+        ("shift", "shift", 16),
+        ("ood_a", "ood", 20),
+        ("ood_b", "ood", 12),
+    ]
     out = collect(zs, [id_set, *shift, *ood], progress=False)
     id_scores = scores.mcm(out["id"]["logits"] / 100.0, 0.01)
     assert rows[0]["metrics"] == {"acc": accuracy(out["id"]["logits"], id_set.labels)}
@@ -92,8 +109,9 @@ def test_other_scores_and_classifier_convention(tiny, score):
     out = collect(clf, [id_set, ood[0]], progress=False)
     assert "image_features" not in out["id"]
     rows = evaluate_method(clf, id_set, [], ood[:1], progress=False)  # default score: MSP of the head's logits
-    assert rows[1]["metrics"] == pytest.approx(ood_metrics(scores.mcm_from_logits(out["id"]["logits"]),
-                                                           scores.mcm_from_logits(out["ood_a"]["logits"])))
+    assert rows[1]["metrics"] == pytest.approx(
+        ood_metrics(scores.mcm_from_logits(out["id"]["logits"]), scores.mcm_from_logits(out["ood_a"]["logits"]))
+    )
     rows = evaluate_method(clf, id_set, [], ood[:1], score=score, progress=False)
     ref = {"energy": lambda x: scores.energy(x, 1.0), "max_logit": scores.max_logit}[score]
     assert rows[1]["metrics"] == pytest.approx(ood_metrics(ref(out["id"]["logits"]), ref(out["ood_a"]["logits"])))
@@ -111,8 +129,9 @@ def test_zeroshot_equals_residual_reprogrammer_at_alpha_one(tiny, tmp_path):
     a, b = collect(zs, all_sets, progress=False), collect(rrp, all_sets, FeatureCache(tmp_path), progress=False)
     for name in a:
         assert torch.equal(a[name]["logits"], b[name]["logits"])
-    assert evaluate_method(zs, id_set, shift, ood, progress=False) == \
-        evaluate_method(rrp, id_set, shift, ood, cache=tmp_path, progress=False)
+    assert evaluate_method(zs, id_set, shift, ood, progress=False) == evaluate_method(
+        rrp, id_set, shift, ood, cache=tmp_path, progress=False
+    )
 
 
 def test_rrp_sweep_matches_rp_zeroshot_and_rrp_methods(tiny, tmp_path):
@@ -126,8 +145,10 @@ def test_rrp_sweep_matches_rp_zeroshot_and_rrp_methods(tiny, tmp_path):
         assert torch.allclose(at0, own[name]["logits"], atol=1e-5)
     rows = rrp_sweep(feats, [0.0, 0.4, 1.0])
     assert {r["alpha"] for r in rows} == {0.0, 0.4, 1.0} and rows[0]["alpha_meaning"] == "zero-shot weight (RRP)"
-    by_alpha = {a: [{k: r[k] for k in ("eval_set", "kind", "n", "metrics")} for r in rows if r["alpha"] == a]
-                for a in (0.0, 0.4, 1.0)}
+    by_alpha = {
+        a: [{k: r[k] for k in ("eval_set", "kind", "n", "metrics")} for r in rows if r["alpha"] == a]
+        for a in (0.0, 0.4, 1.0)
+    }
     expect = {0.0: rp, 0.4: ResidualReprogrammer(rp, 0.4).setup(CLASSES), 1.0: ZeroShot(tiny).setup(CLASSES)}
     for a, method in expect.items():
         ref = evaluate_method(method, id_set, shift, ood, cache=tmp_path, progress=False)
@@ -141,14 +162,26 @@ def test_alpha_explorer_equals_direct_computation(renormalise):
 
     def feats(n, d=24):
         return F.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=-1)
+
     C = 5
     t_rp, t_zs = feats(C), feats(C)
-    data = {"id": (feats(300), feats(300), torch.randint(0, C, (300,), generator=g)),
-            "s1": (feats(80), feats(80), torch.randint(0, C, (80,), generator=g)),
-            "s2": (feats(50), feats(50), torch.randint(0, C, (50,), generator=g)),
-            "o1": (feats(200), feats(200), None), "o2": (feats(90), feats(90), None)}
-    ex = AlphaExplorer(*data["id"][:2], t_rp, t_zs, data["id"][2], shift={k: data[k] for k in ("s1", "s2")},
-                       ood={k: data[k][:2] for k in ("o1", "o2")}, T=0.02, renormalise=renormalise)
+    data = {
+        "id": (feats(300), feats(300), torch.randint(0, C, (300,), generator=g)),
+        "s1": (feats(80), feats(80), torch.randint(0, C, (80,), generator=g)),
+        "s2": (feats(50), feats(50), torch.randint(0, C, (50,), generator=g)),
+        "o1": (feats(200), feats(200), None),
+        "o2": (feats(90), feats(90), None),
+    }
+    ex = AlphaExplorer(
+        *data["id"][:2],
+        t_rp,
+        t_zs,
+        data["id"][2],
+        shift={k: data[k] for k in ("s1", "s2")},
+        ood={k: data[k][:2] for k in ("o1", "o2")},
+        T=0.02,
+        renormalise=renormalise,
+    )
     for a in (0.0, 0.25, 0.6, 1.0):
         logits = {k: residual_logits(v[0], v[1], t_rp, t_zs, a, 100.0, renormalise) for k, v in data.items()}
         got_logits = ex.logits_at(a)
@@ -191,8 +224,9 @@ def test_drift_rows(tiny):
     same = drift_rows(zs, zs, [id_set], other_task=other, progress=False)
     assert same[0]["metrics"]["cosine_mean"] == pytest.approx(1.0) and same[0]["metrics"]["cka"] == pytest.approx(1.0)
     assert same[1]["kind"] == "other_task" and same[1]["metrics"]["zs_acc_change"] == 0.0
-    rows = drift_rows(trained_like_rp(tiny, mode="image"), zs, [id_set, *shift], other_task=other, per_sample=True,
-                      progress=False)
+    rows = drift_rows(
+        trained_like_rp(tiny, mode="image"), zs, [id_set, *shift], other_task=other, per_sample=True, progress=False
+    )
     assert [r["eval_set"] for r in rows] == ["id", "shift", "other"]
     assert rows[0]["metrics"]["cosine_mean"] < 0.999 and rows[0]["cosine"].shape == (24,)
     m = rows[2]["metrics"]
@@ -230,6 +264,7 @@ def test_class_subset_sets_use_only_their_classes():
     # ImageNet-A/R protocol: a set holding classes {0, 2} is scored on those two columns only
     logits = torch.tensor([[0.0, 9.0, 1.0], [2.0, 9.0, 1.0], [0.0, 9.0, 3.0]])
     labels = torch.tensor([2, 0, 2])
-    rows = rows_from_logits([{"name": "r", "kind": "shift", "logits": logits, "labels": labels,
-                              "class_subset": torch.tensor([0, 2])}])
+    rows = rows_from_logits(
+        [{"name": "r", "kind": "shift", "logits": logits, "labels": labels, "class_subset": torch.tensor([0, 2])}]
+    )
     assert rows[0]["metrics"]["acc"] == 1.0  # column 1 (absent class) would have won every row

@@ -4,12 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from reprolab.embedding_map import SharedMap, class_map_explorer, cka_matrix, drift_table, map_figure, shared_map
+from reprolab.course.embedding_map import cka_matrix, class_map_explorer, drift_table, map_figure, shared_map
+from reprolab.course.perturbation_explorer import perturbation_explorer, perturbation_figure, perturbed_probs
+from reprolab.course.threshold_explorer import (
+    roc_figure,
+    threshold_at_tpr,
+    threshold_explorer,
+    threshold_figure,
+    threshold_metrics,
+)
 from reprolab.errors import ReprolabError, ShapeError
-from reprolab.perturbation_explorer import perturbation_explorer, perturbation_figure, perturbed_probs
-from reprolab.threshold_explorer import (roc_figure, threshold_at_tpr, threshold_explorer, threshold_figure,
-                                         threshold_metrics)
-from reprolab.metrics import ood_metrics
+from reprolab.evaluation.metrics import ood_metrics
 
 
 def _attr(html, name):
@@ -60,6 +65,7 @@ def test_threshold_explorer_rejects_misaligned_images():
 def rp():
     from reprolab.encoders import load_encoder
     from reprolab.methods import build_method
+
     return build_method("reprogrammer", load_encoder("tiny"), mode="both").setup(["cat", "dog", "car", "ship"])
 
 
@@ -102,6 +108,7 @@ def test_perturbation_explorer_takes_an_imageset(rp, tiny_set):
 
 def test_perturbation_explorer_needs_an_image_side(rp):
     from reprolab.methods import build_method
+
     text_only = build_method("reprogrammer", rp.encoder, mode="text").setup(rp.classnames)
     with pytest.raises(ReprolabError, match="image side"):
         perturbation_explorer(text_only, torch.rand(2, 3, 32, 32), rp.classnames)
@@ -118,6 +125,7 @@ def _clusters(n=90, d=16, seed=0):
 
 def test_shared_map_fits_once_and_transforms_the_others(monkeypatch):
     import umap
+
     fits = []
     orig = umap.UMAP.fit
     monkeypatch.setattr(umap.UMAP, "fit", lambda self, X, *a, **k: fits.append(len(X)) or orig(self, X, *a, **k))

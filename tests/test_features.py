@@ -1,4 +1,4 @@
-"""Feature extraction and the on-disk feature cache (reprolab.features)."""
+"""Feature extraction and the on-disk feature cache (reprolab.evaluation.features)."""
 
 import warnings
 
@@ -7,8 +7,8 @@ import torch
 from conftest import TinySet
 
 from reprolab.errors import ReprolabError
-from reprolab.evaluate import collect
-from reprolab.features import FeatureCache, extract, key_hash, method_key, state_hash
+from reprolab.evaluation.evaluate import collect
+from reprolab.evaluation.features import FeatureCache, extract, key_hash, method_key, state_hash
 from reprolab.methods.base import ZeroShot
 from reprolab.methods.reprogrammer import Reprogrammer
 

@@ -110,8 +110,12 @@ def test_frozen_batchnorm_is_an_exact_affine_and_trainable_batchnorm_keeps_its_p
     fast(x.requires_grad_(True)).sum().backward()
     assert fast.weight.grad is not None and fast.bias.grad is not None
     fast.train()  # training mode: batch statistics, exactly as before
-    torch.testing.assert_close(fast(x), F.batch_norm(x, None, None, fast.weight, fast.bias, True) if not timm_act
-                               else fast.act(F.batch_norm(x, None, None, fast.weight, fast.bias, True)))
+    torch.testing.assert_close(
+        fast(x),
+        F.batch_norm(x, None, None, fast.weight, fast.bias, True)
+        if not timm_act
+        else fast.act(F.batch_norm(x, None, None, fast.weight, fast.bias, True)),
+    )
 
 
 def test_fast_paths_are_idempotent_and_survive_deepcopy():
@@ -120,5 +124,6 @@ def test_fast_paths_are_idempotent_and_survive_deepcopy():
     twin = copy.deepcopy(enc)  # what fine-tuning does
     assert isinstance(twin.model.visual.conv1, PatchConv2d)
     x = torch.rand(2, 3, 32, 32)
-    torch.testing.assert_close(_value_and_input_grad(twin.model.encode_image, x)[1],
-                               _value_and_input_grad(enc.model.encode_image, x)[1])
+    torch.testing.assert_close(
+        _value_and_input_grad(twin.model.encode_image, x)[1], _value_and_input_grad(enc.model.encode_image, x)[1]
+    )

@@ -1,19 +1,24 @@
-"""reprolab.metrics: OOD metrics agree with scikit-learn and with hand computation (ID positive, higher = ID)."""
+"""reprolab.evaluation.metrics: OOD metrics agree with scikit-learn and with hand computation (ID positive, higher = ID)."""
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from reprolab.errors import ReprolabError
-from reprolab.metrics import accuracy, fast_fpr95_auroc, holistic_score, ood_metrics
+from reprolab.evaluation.metrics import accuracy, fast_fpr95_auroc, holistic_score, ood_metrics
 
 
 def sklearn_reference(i, o):
     y = np.r_[np.ones(len(i)), np.zeros(len(o))]
     s = np.r_[i, o]
     fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
-    return {"fpr95": fpr[np.flatnonzero(tpr >= 0.95)[0]], "auroc": roc_auc_score(y, s),
-            "aupr_in": average_precision_score(y, s), "aupr_out": average_precision_score(1 - y, -s)}
+    return {
+        "fpr95": fpr[np.flatnonzero(tpr >= 0.95)[0]],
+        "auroc": roc_auc_score(y, s),
+        "aupr_in": average_precision_score(y, s),
+        "aupr_out": average_precision_score(1 - y, -s),
+    }
 
 
 def check_equal(i, o):

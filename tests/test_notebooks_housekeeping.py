@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from reprolab.student import STUB, make_students
+from reprolab.course.student import STUB, make_students
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -84,8 +84,9 @@ def test_student_version_of_00_runs_up_to_the_first_exercise(tmp_path, shared_da
     params = next(i for i, c in enumerate(nb.cells) if "parameters" in _tags(c))
     nb.cells.insert(params + 1, nbformat.v4.new_code_cell('ENCODER = "standin"\nN_TEST = 100'))
     os.environ.setdefault("REPROLAB_DATA", str(shared_datasets))
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
+    ).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)

@@ -1,21 +1,24 @@
-"""The fair comparison protocol (reprolab.protocol): validation split, sweeps and α chosen on it, resuming,
+"""The fair comparison protocol (reprolab.experiment.protocol): validation split, sweeps and α chosen on it, resuming,
 the comparison table. Tiny random-init encoder on small real CIFAR-10 subsets; one real end-to-end run is shared."""
+
 import collections
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import reprolab.protocol as protocol
+import reprolab.experiment.naming as naming
+import reprolab.experiment.protocol as protocol
+import reprolab.experiment.run_data as run_data
 import reprolab.training as training
-from reprolab.comparison import comparison_table, read_selection
-from reprolab.config import from_dict, load_config
 from reprolab.datasets import load_dataset
 from reprolab.errors import ConfigError
-from reprolab.report import build_report
-from reprolab.paper_table import paper_table
-from reprolab.results import ResultsDB
-from reprolab.runner import run
+from reprolab.experiment.comparison import comparison_table, read_selection
+from reprolab.experiment.config import from_dict, load_config
+from reprolab.experiment.paper_table import paper_table
+from reprolab.experiment.report import build_report
+from reprolab.experiment.results import ResultsDB
+from reprolab.experiment.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = """
@@ -31,7 +34,9 @@ seeds: [0, 1]
 eval_batch_size: 32
 """
 TRAIN = "{steps: 2, batch_size: 8, warmup: 1, ckpt_every: 1, progress: false}"
-REAL = DATA + f"""
+REAL = (
+    DATA
+    + f"""
 rrp_alphas: [0.0, 0.5, 1.0]
 wise_alphas: [0.0, 0.5, 1.0]
 methods:
@@ -46,6 +51,7 @@ methods:
   - name: wise_ft
     base: finetune
 """
+)
 
 
 def write(tmp, text):
@@ -61,13 +67,16 @@ def fits(mp) -> list:
     def fit(method, train_set, cfg, out_dir=None, **kw):
         calls.append((method.name, cfg.seed, Path(out_dir).name))
         return real(method, train_set, cfg, out_dir=out_dir, **kw)
+
     mp.setattr(training, "fit", fit)
     return calls
 
 
 def identities(out) -> list:
-    return [(r["method"], r["config_hash"], r["seed"], r["eval_set"], r["alpha"])
-            for r in ResultsDB(Path(out) / "results.jsonl").rows()]
+    return [
+        (r["method"], r["config_hash"], r["seed"], r["eval_set"], r["alpha"])
+        for r in ResultsDB(Path(out) / "results.jsonl").rows()
+    ]
 
 
 def val_accs(rows, method, key):
@@ -87,14 +96,14 @@ def finished(tmp_path_factory, shared_datasets):
 def test_val_split_is_disjoint_class_balanced_and_cached_apart(shared_datasets):
     cfg = from_dict({"encoder": "tiny", "train_subset": 40, "val_subset": 20})
     common = dict(root=cfg.data_root, seed=0, download=False)
-    train, val = protocol.load_train(cfg, **common)
+    train, val = run_data.load_train(cfg, **common)
     assert (len(train), len(val), val.name, val.split, val.kind) == (40, 20, "cifar10_val", "train", "id")
     assert not set(train.indices.tolist()) & set(val.indices.tolist())
     assert np.bincount(val.labels.numpy(), minlength=10).tolist() == [2] * 10
     assert np.bincount(train.labels.numpy(), minlength=10).tolist() == [4] * 10
-    train2, val2 = protocol.load_train(cfg, **common)  # deterministic
+    train2, val2 = run_data.load_train(cfg, **common)  # deterministic
     assert (train2.indices == train.indices).all() and (val2.indices == val.indices).all()
-    plain, none = protocol.load_train(from_dict({"encoder": "tiny", "train_subset": 40}), **common)
+    plain, none = run_data.load_train(from_dict({"encoder": "tiny", "train_subset": 40}), **common)
     ref = load_dataset("cifar10", "train", subset=40, **common)
     assert none is None and plain.key == ref.key and (plain.indices == ref.indices).all()  # as before
     assert len({train.key, val.key, plain.key}) == 3  # the feature cache never mixes them
@@ -102,11 +111,13 @@ def test_val_split_is_disjoint_class_balanced_and_cached_apart(shared_datasets):
 
 def test_choose_takes_the_first_of_the_best():
     assert protocol.choose([0.3, 0.5, 0.5, 0.1]) == 1 and protocol.choose([0.2]) == 0
-    assert protocol.candidates(from_dict({"val_subset": 5, "methods": [
-        {"name": "reprogrammer", "sweep": {"lr_text": [1, 2], "lr_image": [3]}}]}).methods[0]) == [
-        {"lr_text": 1, "lr_image": 3}, {"lr_text": 2, "lr_image": 3}]
-    assert protocol.label("finetune", {"lr": 1e-4}) == "finetune (lr=1e-4)"
-    assert protocol.label("residual_reprogrammer", {}, 0.6) == "residual_reprogrammer (α_zs=0.6)"
+    assert protocol.candidates(
+        from_dict(
+            {"val_subset": 5, "methods": [{"name": "reprogrammer", "sweep": {"lr_text": [1, 2], "lr_image": [3]}}]}
+        ).methods[0]
+    ) == [{"lr_text": 1, "lr_image": 3}, {"lr_text": 2, "lr_image": 3}]
+    assert naming.label("finetune", {"lr": 1e-4}) == "finetune (lr=1e-4)"
+    assert naming.label("residual_reprogrammer", {}, 0.6) == "residual_reprogrammer (α_zs=0.6)"
 
 
 def test_choices_follow_known_validation_scores(tmp_path, monkeypatch, shared_datasets):
@@ -119,9 +130,13 @@ def test_choices_follow_known_validation_scores(tmp_path, monkeypatch, shared_da
         if alphas is None:
             return [row(templates[spec.params["template"]])]
         return [dict(row(alpha_acc[spec.name][a]), alpha=a, alpha_meaning="x") for a in alphas]
+
     monkeypatch.setattr(protocol, "validation_rows", fake)
     one = "{steps: 1, batch_size: 8, warmup: 1, progress: false}"
-    cfg = write(tmp_path, DATA + f"""
+    cfg = write(
+        tmp_path,
+        DATA
+        + f"""
 rrp_alphas: [0.0, 0.5, 1.0]
 wise_alphas: [0.0, 0.5, 1.0]
 methods:
@@ -134,7 +149,8 @@ methods:
   - name: residual_reprogrammer
   - name: wise_ft
     base: finetune
-""")
+""",
+    )
     run(cfg, tmp_path / "out")
     sel = read_selection(tmp_path / "out")["methods"]
     assert sel["zeroshot"]["chosen"] == {"template": "a blurry photo of a {}."}
@@ -143,13 +159,18 @@ methods:
     test = [r for r in rows if r["kind"] != "val"]
     assert {r["seed"] for r in test} == {0, 1}
     for m, a in (("residual_reprogrammer", 0.5), ("wise_ft", 0.0)):  # every seed marks seed 0's choice
-        assert {(r["alpha"], r["selected"]) for r in test if r["method"] == m} == {(x, x == a) for x in (0, .5, 1)}
+        assert {(r["alpha"], r["selected"]) for r in test if r["method"] == m} == {(x, x == a) for x in (0, 0.5, 1)}
     assert all(r["chosen"] == {"template": "a blurry photo of a {}."} for r in test if r["method"] == "zeroshot")
     assert len([r for r in rows if r["kind"] == "val" and r["method"] == "zeroshot"]) == 3
     df = ResultsDB(tmp_path / "out" / "results.jsonl").to_frame()
     labels = set(comparison_table(df, read_selection(tmp_path / "out")).index)
-    assert {"zeroshot (template=a blurry photo of a {}.)", "residual_reprogrammer (α_zs=0.5)",
-            "wise_ft (α_ft=0)", "finetune", "reprogrammer"} == labels
+    assert {
+        "zeroshot (template=a blurry photo of a {}.)",
+        "residual_reprogrammer (α_zs=0.5)",
+        "wise_ft (α_ft=0)",
+        "finetune",
+        "reprogrammer",
+    } == labels
 
 
 def test_real_sweep_chooses_the_argmax_and_bases_use_the_choice(finished):
@@ -159,8 +180,11 @@ def test_real_sweep_chooses_the_argmax_and_bases_use_the_choice(finished):
     for m, key in (("finetune", "lr"), ("reprogrammer", "lr_text")):
         accs = val_accs(rows, m, lambda r: r["params"][key])
         assert len(accs) == 2 and sel[m]["chosen"] == {key: max(accs, key=accs.get)}  # dicts keep the order
-        chosen_hash = next(r["config_hash"] for r in rows if r["kind"] == "val" and r["method"] == m
-                           and r["params"] == sel[m]["chosen"])
+        chosen_hash = next(
+            r["config_hash"]
+            for r in rows
+            if r["kind"] == "val" and r["method"] == m and r["params"] == sel[m]["chosen"]
+        )
         test = [r for r in rows if r["method"] == m and r["kind"] != "val"]
         assert {r["config_hash"] for r in test} == {chosen_hash} == {sel[m]["config_hash"]}
         assert all(r["chosen"] == sel[m]["chosen"] for r in test) and {r["seed"] for r in test} == {0, 1}
@@ -188,7 +212,10 @@ def test_chosen_checkpoint_is_reused_not_retrained(finished):
 
 
 def test_killed_run_resumes_without_retraining_or_duplicates(tmp_path, monkeypatch, shared_datasets):
-    cfg = write(tmp_path, DATA + f"""
+    cfg = write(
+        tmp_path,
+        DATA
+        + f"""
 wise_alphas: [0.0, 1.0]
 methods:
   - name: zeroshot
@@ -197,7 +224,8 @@ methods:
     train: {TRAIN}
   - name: wise_ft
     base: finetune
-""")
+""",
+    )
     out, real = tmp_path / "out", protocol.validation_rows
     n = collections.Counter()
 
@@ -207,7 +235,9 @@ methods:
             if (when == "candidate" and n[when] == 2) or (when == "alpha" and alphas is not None):
                 raise KeyboardInterrupt  # as if killed here
             return real(runner, spec, method, alphas)
+
         return scorer
+
     calls = fits(monkeypatch)
     for when in ("candidate", "alpha"):  # killed after the 2nd candidate trained, then before WiSE-FT's α scores
         monkeypatch.setattr(protocol, "validation_rows", dies(when))
@@ -228,15 +258,23 @@ methods:
     assert sorted((c[0], c[1]) for c in calls[3:]) == [("finetune", 0), ("finetune", 0), ("finetune", 1)]
 
 
-@pytest.mark.parametrize("raw, needle", [
-    ({"methods": [{"name": "finetune", "sweep": {"lr": [1e-4]}}]}, "add val_subset"),
-    ({"val_subset": 10, "methods": [{"name": "finetune", "sweep": {"lrr": [1e-4]}}]}, "has no option 'lrr'"),
-    ({"val_subset": 10, "methods": [{"name": "finetune", "sweep": {"lr": []}}]}, "non-empty list"),
-    ({"val_subset": 10, "methods": [{"name": "finetune", "sweep": {"lr": 1e-4}}]}, "non-empty list"),
-    ({"val_subset": 10, "methods": ["reprogrammer", {"name": "residual_reprogrammer", "sweep": {"alpha_zeroshot": [
-        0.1]}}]}, "sweep its base"),
-    ({"val_subset": 0}, "val_subset must be a positive"),
-])
+@pytest.mark.parametrize(
+    "raw, needle",
+    [
+        ({"methods": [{"name": "finetune", "sweep": {"lr": [1e-4]}}]}, "add val_subset"),
+        ({"val_subset": 10, "methods": [{"name": "finetune", "sweep": {"lrr": [1e-4]}}]}, "has no option 'lrr'"),
+        ({"val_subset": 10, "methods": [{"name": "finetune", "sweep": {"lr": []}}]}, "non-empty list"),
+        ({"val_subset": 10, "methods": [{"name": "finetune", "sweep": {"lr": 1e-4}}]}, "non-empty list"),
+        (
+            {
+                "val_subset": 10,
+                "methods": ["reprogrammer", {"name": "residual_reprogrammer", "sweep": {"alpha_zeroshot": [0.1]}}],
+            },
+            "sweep its base",
+        ),
+        ({"val_subset": 0}, "val_subset must be a positive"),
+    ],
+)
 def test_bad_protocol_configs_are_one_line_errors(raw, needle):
     with pytest.raises(ConfigError) as e:
         from_dict(dict(raw, encoder="tiny"))
@@ -245,18 +283,33 @@ def test_bad_protocol_configs_are_one_line_errors(raw, needle):
 
 def test_fair_comparison_config_loads():
     cfg = load_config(ROOT / "configs" / "fair_comparison.yaml")
-    assert (cfg.encoder, cfg.train_subset, cfg.val_subset, cfg.test_subset, cfg.seeds) == ("standin:strong", 2000,
-                                                                                           500, 1000, [0, 1, 2])
-    for run, encoder in (("fair_strong", cfg.encoder), ("fair_weak", "standin")):  # the shipped runs use this config
-        shipped = load_config(ROOT / "docs" / "results" / run / "config.resolved.yaml")
+    assert (cfg.encoder, cfg.train_subset, cfg.val_subset, cfg.test_subset, cfg.seeds) == (
+        "standin:strong",
+        2000,
+        500,
+        1000,
+        [0, 1, 2],
+    )
+    for run_name, encoder in (
+        ("fair_strong", cfg.encoder),
+        ("fair_weak", "standin"),
+    ):  # the shipped runs use this config
+        shipped = load_config(ROOT / "docs" / "results" / run_name / "config.resolved.yaml")
         assert (shipped.encoder, shipped.seeds, shipped.train_subset) == (encoder, cfg.seeds, cfg.train_subset)
         same = lambda c: [(m.name, m.sweep, m.train) for m in c.methods]  # noqa: E731
-        assert same(shipped) == same(cfg), run
+        assert same(shipped) == same(cfg), run_name
     assert cfg.method("finetune").sweep == {"lr": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]} == cfg.method("lp_ft").sweep
     assert cfg.method("reprogrammer").sweep
     assert cfg.method("wise_ft").base == "finetune" and cfg.method("residual_reprogrammer").base == "reprogrammer"
-    assert {m.name for m in cfg.methods} == {"zeroshot", "linear_probe", "finetune", "lp_ft", "wise_ft",
-                                             "reprogrammer", "residual_reprogrammer"}
+    assert {m.name for m in cfg.methods} == {
+        "zeroshot",
+        "linear_probe",
+        "finetune",
+        "lp_ft",
+        "wise_ft",
+        "reprogrammer",
+        "residual_reprogrammer",
+    }
 
 
 def test_report_shows_the_fair_table_and_keeps_val_rows_out_of_the_paper_table(finished):

@@ -1,4 +1,5 @@
 """report.html from a synthetic results.jsonl (no training): honest header, table, offline plotly figures."""
+
 import re
 
 import numpy as np
@@ -7,8 +8,8 @@ import torch
 
 from reprolab.checkpoint import save_checkpoint
 from reprolab.errors import ReprolabError
-from reprolab.report import build_report, encoder_name
-from reprolab.results import ResultsDB
+from reprolab.experiment.report import build_report, encoder_name
+from reprolab.experiment.results import ResultsDB
 
 STANDIN_ID = "standin-effnetlite0-minilm-128px-t2-k10-c1"
 SETS = [("cifar10", "id"), ("cifar10c:contrast:3", "shift"), ("dtd10", "ood"), ("sklearn_digits", "ood")]
@@ -17,10 +18,26 @@ SETS = [("cifar10", "id"), ("cifar10c:contrast:3", "shift"), ("dtd10", "ood"), (
 def _rows(method, acc, auroc, seed=0, alpha=None, meaning=None, h="h1"):
     out = []
     for name, kind in SETS:
-        m = {"acc": acc - (0.1 if kind == "shift" else 0)} if kind != "ood" else \
-            {"fpr95": 1 - auroc, "auroc": auroc, "aupr_in": auroc, "aupr_out": auroc}
-        out.append(dict(method=method, encoder=STANDIN_ID, train_dataset="cifar10", eval_set=name, kind=kind,
-                        seed=seed, alpha=alpha, alpha_meaning=meaning, metrics=m, n=100, config_hash=h))
+        m = (
+            {"acc": acc - (0.1 if kind == "shift" else 0)}
+            if kind != "ood"
+            else {"fpr95": 1 - auroc, "auroc": auroc, "aupr_in": auroc, "aupr_out": auroc}
+        )
+        out.append(
+            dict(
+                method=method,
+                encoder=STANDIN_ID,
+                train_dataset="cifar10",
+                eval_set=name,
+                kind=kind,
+                seed=seed,
+                alpha=alpha,
+                alpha_meaning=meaning,
+                metrics=m,
+                n=100,
+                config_hash=h,
+            )
+        )
     return out
 
 
@@ -28,19 +45,29 @@ def _rows(method, acc, auroc, seed=0, alpha=None, meaning=None, h="h1"):
 def run_dir(tmp_path):
     db = ResultsDB(tmp_path / "results.jsonl")
     for seed in (0, 1):
-        db.append_many(_rows("zeroshot", 0.40, 0.60, seed) + _rows("finetune", 0.70 + seed / 100, 0.50, seed)
-                       + _rows("reprogrammer", 0.50, 0.70, seed))
+        db.append_many(
+            _rows("zeroshot", 0.40, 0.60, seed)
+            + _rows("finetune", 0.70 + seed / 100, 0.50, seed)
+            + _rows("reprogrammer", 0.50, 0.70, seed)
+        )
         for a in (0.0, 0.5, 1.0):
-            db.append_many(_rows("residual_reprogrammer", 0.5 - 0.1 * a, 0.7 - 0.1 * a, seed, a,
-                                 "zero-shot weight (RRP)"))
+            db.append_many(
+                _rows("residual_reprogrammer", 0.5 - 0.1 * a, 0.7 - 0.1 * a, seed, a, "zero-shot weight (RRP)")
+            )
             db.append_many(_rows("wise_ft", 0.4 + 0.3 * a, 0.6 - 0.1 * a, seed, a, "fine-tuned weight (WiSE-FT)"))
     rng = np.random.default_rng(0)
     (tmp_path / "scores").mkdir()
-    np.savez(tmp_path / "scores" / "zeroshot-s0.npz", __kinds__=np.array([f"{n}\t{k}" for n, k in SETS]),
-             **{f"set:{n}": rng.random(50) for n, _ in SETS})
+    np.savez(
+        tmp_path / "scores" / "zeroshot-s0.npz",
+        __kinds__=np.array([f"{n}\t{k}" for n, k in SETS]),
+        **{f"set:{n}": rng.random(50) for n, _ in SETS},
+    )
     W = torch.randn(3, 128, 128)
-    save_checkpoint(tmp_path / "checkpoints" / "reprogrammer-s0", {"model.image.W": W},
-                    dict(step=3, total=3, method={"canvas": 128, "mr_res": 110}))
+    save_checkpoint(
+        tmp_path / "checkpoints" / "reprogrammer-s0",
+        {"model.image.W": W},
+        dict(step=3, total=3, method={"canvas": 128, "mr_res": 110}),
+    )
     return tmp_path
 
 
@@ -49,7 +76,7 @@ def test_report_names_the_standin_honestly_and_has_the_table(run_dir):
     assert "offline stand-in (EfficientNet-Lite0 + MiniLM)" in page
     assert not re.search(r"Encoder[^<]*:\s*<b>CLIP", page)  # the stand-in is never presented as CLIP
     assert "measured by this run" in page and "not the paper" in page and "How to read this" in page
-    table = page[page.index("<table"):page.index("</table>")]
+    table = page[page.index("<table") : page.index("</table>")]
     for col in ("ID acc", "shift acc", "FPR95", "AUROC", "AUPR-In", "AUPR-Out", "holistic"):
         assert f"<th>{col}</th>" in table
     assert "residual_reprogrammer (α=0.5)" in table and "wise_ft (α=1)" in table
@@ -68,7 +95,7 @@ def test_latest_config_wins_and_encoder_names(run_dir):
     db = ResultsDB(run_dir / "results.jsonl")
     db.append_many(_rows("zeroshot", 0.42, 0.61, 0, h="h2"))  # a re-run with another config
     page = build_report(run_dir).read_text()
-    row = page[page.index("<th>zeroshot</th>"):][:200]
+    row = page[page.index("<th>zeroshot</th>") :][:200]
     assert "42.00" in row
     assert "not CLIP" in encoder_name(STANDIN_ID)
     assert encoder_name("openclip-ViT-B-32-quickgelu-openai").startswith("CLIP")

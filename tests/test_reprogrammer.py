@@ -4,16 +4,15 @@ import copy
 
 import pytest
 import torch
+from conftest import TinySet
 
 from reprolab.errors import CheckpointError, NonFiniteLossError, ReprolabError
-from reprolab.image_reprogrammer import ImageReprogrammer
-from reprolab.losses import contrastive_loss, focal_loss
 from reprolab.methods.base import ZeroShot
 from reprolab.methods.reprogrammer import Reprogrammer, ResidualReprogrammer
-from reprolab.residual import blend, residual_logits
+from reprolab.reprogramming.image_reprogrammer import ImageReprogrammer
+from reprolab.reprogramming.losses import contrastive_loss, focal_loss
+from reprolab.reprogramming.residual import blend, residual_logits
 from reprolab.training import TrainConfig, cosine_lr, fit
-
-from conftest import TinySet
 
 
 def test_zero_frame_gives_the_plain_placed_image_and_the_frozen_features(tiny):
@@ -34,7 +33,7 @@ def test_frame_is_zero_inside_bounded_and_output_clamped():
         rp.W.normal_(0, 50)
     d = rp.delta()
     lo = (32 - 20) // 2
-    assert torch.equal(d[:, lo:lo + 20, lo:lo + 20], torch.zeros(3, 20, 20))
+    assert torch.equal(d[:, lo : lo + 20, lo : lo + 20], torch.zeros(3, 20, 20))
     assert d.abs().max() <= 1 and d.abs().max() > 0.99
     out = rp(torch.rand(2, 3, 32, 32))
     assert out.min() >= 0 and out.max() <= 1
@@ -44,9 +43,11 @@ def test_focal_loss_matches_a_hand_computed_case():
     logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
     target = torch.tensor([0, 1])
     p0 = torch.exp(torch.tensor(2.0)) / (torch.exp(torch.tensor(2.0)) + 1)  # 0.880797
-    by_hand = (0.8 * (1 - p0) ** 4 * -torch.log(p0) + 0.8 * 0.5 ** 4 * -torch.log(torch.tensor(0.5))) / 2
+    by_hand = (0.8 * (1 - p0) ** 4 * -torch.log(p0) + 0.8 * 0.5**4 * -torch.log(torch.tensor(0.5))) / 2
     assert torch.allclose(focal_loss(logits, target), by_hand)
-    assert torch.allclose(focal_loss(logits, target, alpha=1, gamma=0), torch.nn.functional.cross_entropy(logits, target))
+    assert torch.allclose(
+        focal_loss(logits, target, alpha=1, gamma=0), torch.nn.functional.cross_entropy(logits, target)
+    )
 
 
 def test_contrastive_loss_is_symmetric_in_its_two_directions():
@@ -144,6 +145,7 @@ def test_checkpoint_round_trip_and_corruption(tiny, tmp_path):
     rp = Reprogrammer(tiny, mode="both").setup(data.classnames)
     fit(rp, data, TrainConfig(steps=2, batch_size=8, warmup=1, progress=False), out_dir=tmp_path)
     from reprolab.checkpoint import load_checkpoint
+
     tensors, meta = load_checkpoint(tmp_path)
     fresh = Reprogrammer(tiny, mode="both", seed=7).setup(data.classnames)
     fresh.load_trainable_state({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -180,6 +182,7 @@ def test_short_cpu_run_on_real_cifar10_lifts_accuracy_above_zero_shot(standin, s
     the official N(0,1) initialisation needs far more steps on the stand-in (0.27 after 100 steps), see the note.
     """
     from reprolab.datasets import load_dataset
+
     train = load_dataset("cifar10", split="train", subset=1000, seed=0, root=str(shared_datasets))
     test = load_dataset("cifar10", split="test", subset=400, seed=0, root=str(shared_datasets))
     x, y = test.tensors(progress=False)
@@ -187,7 +190,14 @@ def test_short_cpu_run_on_real_cifar10_lifts_accuracy_above_zero_shot(standin, s
     def acc(method):
         method.eval()
         with torch.no_grad():
-            return torch.cat([method.logits(x[i:i + 100]) for i in range(0, len(x), 100)]).argmax(1).eq(y).float().mean().item()
+            return (
+                torch.cat([method.logits(x[i : i + 100]) for i in range(0, len(x), 100)])
+                .argmax(1)
+                .eq(y)
+                .float()
+                .mean()
+                .item()
+            )
 
     zs = acc(ZeroShot(standin).setup(test.classnames))
     rp = Reprogrammer(standin, mode="text", loss="ce", lr_text=2e-3).setup(test.classnames)

@@ -1,4 +1,5 @@
-"""reprolab.results: append-only JSONL store, crash-safe tail, resumability and the paper table."""
+"""reprolab.experiment.results: append-only JSONL store, crash-safe tail, resumability and the paper table."""
+
 import json
 import math
 import warnings
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 
 from reprolab.errors import CorruptFileError, ReprolabError
-from reprolab.paper_table import paper_table
-from reprolab.results import REQUIRED_KEYS, ResultsDB, config_hash, validate_row
+from reprolab.experiment.paper_table import paper_table
+from reprolab.experiment.results import REQUIRED_KEYS, ResultsDB, config_hash, validate_row
 
 OOD_KEYS = ("fpr95", "auroc", "aupr_in", "aupr_out")
 
@@ -16,18 +17,40 @@ OOD_KEYS = ("fpr95", "auroc", "aupr_in", "aupr_out")
 def row(method="zeroshot", eval_set="cifar10", kind="id", seed=0, alpha=None, cfg="h0", **metrics):
     if not metrics:
         metrics = {"acc": 0.5} if kind != "ood" else dict.fromkeys(OOD_KEYS, 0.5)
-    return {"method": method, "encoder": "tiny", "train_dataset": "cifar10", "eval_set": eval_set, "kind": kind,
-            "seed": seed, "alpha": alpha, "alpha_meaning": None if alpha is None else "fine-tuned weight (WiSE-FT)",
-            "metrics": metrics, "n": 100, "config_hash": cfg}
+    return {
+        "method": method,
+        "encoder": "tiny",
+        "train_dataset": "cifar10",
+        "eval_set": eval_set,
+        "kind": kind,
+        "seed": seed,
+        "alpha": alpha,
+        "alpha_meaning": None if alpha is None else "fine-tuned weight (WiSE-FT)",
+        "metrics": metrics,
+        "n": 100,
+        "config_hash": cfg,
+    }
 
 
 def test_rows_round_trip(tmp_path):
     db = ResultsDB(tmp_path / "sub" / "results.jsonl")
     assert db.rows() == [] and len(db.to_frame()) == 0
     a = db.append(row(acc=0.8))
-    b = db.append_many([row(eval_set="cifar10.1", kind="shift", acc=np.float32(0.25)),
-                        row(eval_set="svhn", kind="ood", seed=np.int64(0), alpha=0.5, fpr95=0.3, auroc=0.9,
-                            aupr_in=0.8, aupr_out=0.7)])
+    b = db.append_many(
+        [
+            row(eval_set="cifar10.1", kind="shift", acc=np.float32(0.25)),
+            row(
+                eval_set="svhn",
+                kind="ood",
+                seed=np.int64(0),
+                alpha=0.5,
+                fpr95=0.3,
+                auroc=0.9,
+                aupr_in=0.8,
+                aupr_out=0.7,
+            ),
+        ]
+    )
     got = db.rows()
     assert got == [a, *b]
     assert got[0]["metrics"] == {"acc": 0.8} and got[1]["metrics"]["acc"] == 0.25
@@ -95,8 +118,14 @@ def test_validate_row_errors_are_one_line():
     with pytest.raises(ReprolabError, match="seed") as e:
         validate_row({**r, "created": "x"})
     assert "\n" not in str(e.value)
-    bad = [dict(kind="wrong"), dict(seed=1.5), dict(alpha=0.5), dict(kind="ood"), dict(metrics={"acc": float("nan")}),
-           dict(method="")]
+    bad = [
+        dict(kind="wrong"),
+        dict(seed=1.5),
+        dict(alpha=0.5),
+        dict(kind="ood"),
+        dict(metrics={"acc": float("nan")}),
+        dict(method=""),
+    ]
     for change in bad:
         r = {**row(), "created": "x", **change}
         if change.get("kind") == "ood":
@@ -128,11 +157,13 @@ def test_paper_table_two_seeds(tmp_path):
     db = ResultsDB(tmp_path / "r.jsonl")
     rows = []
     for seed, (idacc, s1, s2, au1, au2) in enumerate([(0.80, 0.6, 0.4, 0.90, 0.80), (0.90, 0.7, 0.5, 0.95, 0.85)]):
-        rows += [row(seed=seed, acc=idacc),
-                 row(eval_set="s1", kind="shift", seed=seed, acc=s1),
-                 row(eval_set="s2", kind="shift", seed=seed, acc=s2),
-                 row(eval_set="o1", kind="ood", seed=seed, fpr95=0.2, auroc=au1, aupr_in=0.9, aupr_out=0.8),
-                 row(eval_set="o2", kind="ood", seed=seed, fpr95=0.4, auroc=au2, aupr_in=0.7, aupr_out=0.6)]
+        rows += [
+            row(seed=seed, acc=idacc),
+            row(eval_set="s1", kind="shift", seed=seed, acc=s1),
+            row(eval_set="s2", kind="shift", seed=seed, acc=s2),
+            row(eval_set="o1", kind="ood", seed=seed, fpr95=0.2, auroc=au1, aupr_in=0.9, aupr_out=0.8),
+            row(eval_set="o2", kind="ood", seed=seed, fpr95=0.4, auroc=au2, aupr_in=0.7, aupr_out=0.6),
+        ]
     rows.append(row(method="wise_ft", alpha=0.5, seed=0, acc=0.7))
     db.append_many(rows)
     db.append(rows[0])  # an exact re-run of the same row keeps only one copy

@@ -3,6 +3,7 @@
 Fast tests use the tiny random-init encoder on small real subsets (CIFAR-10 from the course data); one test runs
 the quickstart flow with the real offline stand-in on small settings.
 """
+
 import collections
 import os
 import shutil
@@ -15,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from reprolab.cli import main
-from reprolab.config import load_config
-from reprolab.results import ResultsDB, validate_row
-from reprolab.runner import run
+from reprolab.experiment.config import load_config
+from reprolab.experiment.results import ResultsDB, validate_row
+from reprolab.experiment.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = """
@@ -86,8 +87,12 @@ def test_sweep_end_points_equal_the_methods_they_interpolate(finished):
     rows = ResultsDB(finished[1] / "results.jsonl").rows()
     m = {(r["method"], r["eval_set"], r["alpha"]): r["metrics"] for r in rows}
     for s in ("cifar10", "cifar10c:contrast:3", "dtd10"):
-        for a, ref in (((0.0, "residual_reprogrammer"), "reprogrammer"), ((1.0, "residual_reprogrammer"), "zeroshot"),
-                       ((0.0, "wise_ft"), "zeroshot"), ((1.0, "wise_ft"), "finetune")):
+        for a, ref in (
+            ((0.0, "residual_reprogrammer"), "reprogrammer"),
+            ((1.0, "residual_reprogrammer"), "zeroshot"),
+            ((0.0, "wise_ft"), "zeroshot"),
+            ((1.0, "wise_ft"), "finetune"),
+        ):
             got, want = m[(a[1], s, a[0])], m[(ref, s, None)]
             for k in want:
                 assert got[k] == pytest.approx(want[k], abs=1e-6), (a, ref, s, k)
@@ -95,8 +100,8 @@ def test_sweep_end_points_equal_the_methods_they_interpolate(finished):
 
 def test_probe_rows_from_cached_features_equal_the_harness(finished):
     """The linear probe is fitted and scored on the zero-shot run's cached features: same rows as the harness."""
-    from reprolab.evaluate import evaluate_method
-    from reprolab.runner import Runner
+    from reprolab.evaluation.evaluate import evaluate_method
+    from reprolab.experiment.runner import Runner
 
     cfg, out, _ = finished
     r = Runner(load_config(cfg), out)
@@ -104,8 +109,9 @@ def test_probe_rows_from_cached_features_equal_the_harness(finished):
     spec = r.specs["linear_probe"]
     probe = r.trained(spec, 0)
     direct = evaluate_method(probe, r.id_set, r.shift_sets, r.ood_sets, cache=None, progress=False)
-    stored = {(x["eval_set"]): x["metrics"] for x in ResultsDB(out / "results.jsonl").rows()
-              if x["method"] == "linear_probe"}
+    stored = {
+        (x["eval_set"]): x["metrics"] for x in ResultsDB(out / "results.jsonl").rows() if x["method"] == "linear_probe"
+    }
     for row in direct:
         for k, v in row["metrics"].items():
             assert stored[row["eval_set"]][k] == pytest.approx(v, abs=1e-6)
@@ -119,7 +125,7 @@ def test_rerun_skips_done_work_and_adds_only_what_is_missing(finished, tmp_path,
     assert main(["run", str(cfg), "--out", str(copy)]) == 0
     assert keys(copy) == before and "skipped" in capsys.readouterr().out
     assert main(["run", str(cfg), "--out", str(copy), "--set", "rrp_alphas=[0.0, 0.25, 0.5, 1.0]"]) == 0
-    new = keys(copy)[len(before):]
+    new = keys(copy)[len(before) :]
     assert {k[0] for k in new} == {"residual_reprogrammer"} and {k[3] for k in new} == {0.25} and len(new) == 5
     # a changed training config is a new config: retrained, old checkpoint kept aside, rows under a new hash
     assert main(["run", str(cfg), "--out", str(copy), "--set", "methods.reprogrammer.train.steps=2"]) == 0
@@ -152,7 +158,7 @@ def test_killed_run_resumes_to_the_same_rows_without_duplicates(finished, tmp_pa
     assert r.returncode == 0, r.stderr[-2000:]
     got = keys(d)
     assert len(got) == len(set(got)) and sorted(got, key=str) == sorted(keys(out), key=str)
-    assert got[:len(partial)] == partial  # rows are only ever appended
+    assert got[: len(partial)] == partial  # rows are only ever appended
 
 
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
@@ -164,23 +170,39 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     assert main(["run", str(bad), "--set", "nonsense"]) == 2
     assert main(["report", str(tmp_path)]) == 2
     assert capsys.readouterr().err.count("\n") == 2
-    r = subprocess.run([sys.executable, "-m", "reprolab", "run", str(tmp_path / "missing.yaml")], cwd=ROOT,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "reprolab", "run", str(tmp_path / "missing.yaml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and r.stderr.startswith("reprolab: error:") and r.stderr.count("\n") == 1
     assert "Traceback" not in r.stderr
 
 
 def test_quickstart_flow_with_the_standin_on_real_cifar10(tmp_path, shared_datasets):
     """The README demo on small settings: real stand-in weights, real CIFAR-10, every quickstart method."""
-    small = ["train_subset=100", "test_subset=100", "shift_subset=40", "ood_subset=40",
-             "methods.finetune.train.steps=6", "methods.finetune.train.batch_size=8",
-             "methods.reprogrammer.train.steps=6", "methods.reprogrammer.train.batch_size=8"]
+    small = [
+        "train_subset=100",
+        "test_subset=100",
+        "shift_subset=40",
+        "ood_subset=40",
+        "methods.finetune.train.steps=6",
+        "methods.finetune.train.batch_size=8",
+        "methods.reprogrammer.train.steps=6",
+        "methods.reprogrammer.train.batch_size=8",
+    ]
     cfg = load_config(ROOT / "configs" / "quickstart.yaml", small)
     out = tmp_path / "qs"
     run(cfg, out)
     rows = ResultsDB(out / "results.jsonl").rows()
-    assert {r["method"] for r in rows} == {"zeroshot", "linear_probe", "finetune", "reprogrammer",
-                                           "residual_reprogrammer"}
+    assert {r["method"] for r in rows} == {
+        "zeroshot",
+        "linear_probe",
+        "finetune",
+        "reprogrammer",
+        "residual_reprogrammer",
+    }
     assert {r["kind"] for r in rows} == {"id", "shift", "ood"}
     assert all(r["encoder"].startswith("standin") for r in rows)
     zs = next(r for r in rows if r["method"] == "zeroshot" and r["kind"] == "id")

@@ -1,4 +1,5 @@
-"""reprolab.scores: MCM, energy and max-logit against hand-computed values."""
+"""reprolab.evaluation.scores: MCM, energy and max-logit against hand-computed values."""
+
 import math
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from reprolab.errors import ReprolabError
-from reprolab.scores import energy, max_logit, mcm, mcm_from_logits
+from reprolab.evaluation.scores import energy, max_logit, mcm, mcm_from_logits
 
 
 def test_mcm_hand_computed():

@@ -1,11 +1,12 @@
 """The measured fair comparisons shipped in docs/results/ (weak and strong stand-in priors) are complete and
 readable: the course's last notebook and docs/results.md are built from them."""
+
 from pathlib import Path
 
 import pytest
 
-from reprolab.comparison import load_comparison, prior_figure
 from reprolab.errors import ReprolabError
+from reprolab.experiment.comparison import load_comparison, prior_figure
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 METHODS = {"zeroshot", "linear_probe", "finetune", "lp_ft", "wise_ft", "reprogrammer", "residual_reprogrammer"}
@@ -39,7 +40,8 @@ def test_missing_run_folder_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize("run", ["fair_strong", "fair_weak"])
 def test_alpha_curves_end_at_zero_shot(run):
     """RRP at α_zs = 1 is the zero-shot model exactly, so its curve must end on the zero-shot row."""
-    from reprolab.comparison import alpha_curves
+    from reprolab.experiment.comparison import alpha_curves
+
     curves, table = alpha_curves(RESULTS / run), load_comparison(RESULTS / run)
     rrp1 = curves.loc["residual_reprogrammer (α_zs=1)"]
     zs = table.loc["zeroshot"]

@@ -2,6 +2,7 @@
 
 The strong preset's figures (zero-shot CIFAR-10 0.557 on the full test set vs 0.435 for the weak one) are in
 docs/standin.md; here we pin what must hold for it to be the encoder it claims to be."""
+
 import importlib.util
 import os
 from importlib import metadata
@@ -32,13 +33,14 @@ def test_standin_names_parse_to_presets():
 
 def test_hypernym_prompts_name_the_class_and_its_wordnet_ancestors():
     import open_clip
+
     prompts = imagenet_prompts("hypernyms")
     assert len(prompts) == 1000
     assert all(p.startswith(f"a photo of a {c}") for p, c in zip(prompts, open_clip.IMAGENET_CLASSNAMES))
-    assert "bird" in prompts[11]          # goldfinch
-    assert "airplane" in prompts[404]     # airliner
-    assert "automobile" in prompts[817]   # sports car
-    assert "dog" in prompts[207]          # golden retriever
+    assert "bird" in prompts[11]  # goldfinch
+    assert "airplane" in prompts[404]  # airliner
+    assert "automobile" in prompts[817]  # sports car
+    assert "dog" in prompts[207]  # golden retriever
     assert imagenet_prompts("plain")[11] == "a photo of a goldfinch."
     with pytest.raises(ReprolabError):
         imagenet_prompts("fancy")
@@ -57,6 +59,7 @@ def test_shipped_prompts_are_what_the_generator_makes_from_wordnet():
 
 def test_missing_mpnet_part_is_one_line_naming_the_install(monkeypatch, tmp_path):
     from reprolab.encoders import standin_weights
+
     monkeypatch.setenv("REPROLAB_CACHE", str(tmp_path))
     real = metadata.distribution
 
@@ -64,6 +67,7 @@ def test_missing_mpnet_part_is_one_line_naming_the_install(monkeypatch, tmp_path
         if name.endswith("part-003"):
             raise metadata.PackageNotFoundError(name)
         return real(name)
+
     monkeypatch.setattr(standin_weights.metadata, "distribution", fake)
     with pytest.raises(MissingWeightsError) as e:
         standin_weights.sentence_encoder("mpnet")
@@ -84,14 +88,18 @@ def test_damaged_class_table_cache_is_rebuilt(monkeypatch, tmp_path, standin):
 @pytest.mark.slow
 def test_strong_preset_text_path_is_mpnet_and_its_prior_beats_the_weak_one(standin, shared_datasets):
     from sentence_transformers import SentenceTransformer
+
     from reprolab.datasets import load_dataset
     from reprolab.encoders.standin_weights import cache_dir
 
     strong = load_encoder("standin:strong")
     assert strong.id == "standin-effnetlite2-mpnet-hypernyms-160px-t3-k50-c1" and "not CLIP" in strong.display_name
     texts = ["a photo of a cat.", "a blurry photo of a red truck."]
-    ref = torch.tensor(SentenceTransformer(str(cache_dir() / "all-mpnet-base-v2"), device="cpu")
-                       .encode(texts, normalize_embeddings=True))
+    ref = torch.tensor(
+        SentenceTransformer(str(cache_dir() / "all-mpnet-base-v2"), device="cpu").encode(
+            texts, normalize_embeddings=True
+        )
+    )
     tok = strong.tokenize(texts)
     with torch.no_grad():  # the functional path the text reprogrammer trains through = sentence-transformers
         got = strong._text_forward(strong.token_embedding(tok["input_ids"]), tok, strong.positional_embedding)
@@ -102,7 +110,7 @@ def test_strong_preset_text_path_is_mpnet_and_its_prior_beats_the_weak_one(stand
     for name, enc in (("weak", standin), ("strong", strong)):
         with torch.no_grad():
             t = enc.encode_text_prompts([f"a photo of a {c}." for c in CIFAR])
-            f = torch.cat([enc.encode_image(enc.resize(x[i:i + 125])) for i in range(0, len(x), 125)])
+            f = torch.cat([enc.encode_image(enc.resize(x[i : i + 125])) for i in range(0, len(x), 125)])
         accs[name] = (f @ t.T).argmax(1).eq(y).float().mean().item()
     # measured on the full 10,000-image test set: weak 0.435, strong 0.557
     assert accs["strong"] > accs["weak"] + 0.05 and accs["strong"] > 0.45, accs

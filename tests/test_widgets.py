@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reprolab.alpha_explorer import AlphaExplorer
-from reprolab.plots import alpha_curve_figure, marker_indices
-from reprolab.widgets import alpha_slider, alpha_static_figure, metrics_html, time_updates
+from reprolab.course.alpha_explorer import AlphaExplorer
+from reprolab.course.alpha_plots import alpha_curve_figure, marker_indices
+from reprolab.course.widgets import alpha_slider, alpha_static_figure, metrics_html, time_updates
 
 
 def _unit(a):
@@ -25,8 +25,9 @@ def explorer():
     y = np.arange(N) % C
     img_rp = _unit(text_rp[y] + 0.6 * rng.normal(size=(N, D)))
     img_zs = _unit(text_zs[y] + 1.5 * rng.normal(size=(N, D)))
-    shift = {"shifted": (_unit(img_rp + 0.8 * rng.normal(size=(N, D))), _unit(img_zs + 0.3 * rng.normal(size=(N, D))),
-                         y)}
+    shift = {
+        "shifted": (_unit(img_rp + 0.8 * rng.normal(size=(N, D))), _unit(img_zs + 0.3 * rng.normal(size=(N, D))), y)
+    }
     ood = {"noise": (_unit(rng.normal(size=(60, D))), _unit(rng.normal(size=(60, D))))}
     return AlphaExplorer(img_rp, img_zs, text_rp, text_zs, y, shift, ood)
 
@@ -79,8 +80,15 @@ def test_works_with_a_stub_explorer_and_wise_curve():
         def curve(self, alphas):
             return pd.DataFrame([dict(alpha=a, **self.metrics_at(a)) for a in alphas])
 
-    wise = pd.DataFrame({"alpha": [0.0, 0.5, 1.0], "id_acc": [0.4, 0.6, 0.7], "shift_acc": [0.3, 0.4, 0.35],
-                         "fpr95": [0.6, 0.7, 0.8], "auroc": [0.8, 0.7, 0.6]})
+    wise = pd.DataFrame(
+        {
+            "alpha": [0.0, 0.5, 1.0],
+            "id_acc": [0.4, 0.6, 0.7],
+            "shift_acc": [0.3, 0.4, 0.35],
+            "fpr95": [0.6, 0.7, 0.8],
+            "auroc": [0.8, 0.7, 0.6],
+        }
+    )
     box = alpha_slider(Stub(), wise_curve=wise, alphas=[0, 0.5, 1], value=0.2)
     names = [tr.name for tr in box.figure.data]
     assert "WiSE-FT ID accuracy" in names
@@ -119,6 +127,7 @@ def _record_frontend_messages(fig) -> list:
         def record(*args, _original=original, **kwargs):
             sent.append((args, kwargs))
             return _original(*args, **kwargs)
+
         setattr(fig, name, record)
     return sent
 
@@ -139,8 +148,11 @@ def test_a_move_where_some_metric_is_unchanged_still_sends_every_marker(explorer
     """Accuracies move in steps of 1/N, so two α often share one; batch_update then sent that marker's y as
     "undefined" and the browser dropped the marker (seen in notebook 03's browser test)."""
     grid = explorer.curve(np.round(np.linspace(0, 1, 101), 2))
-    pair = next((a, b) for a, b in zip(grid.itertuples(), grid.iloc[1:].itertuples())
-                if a.id_acc == b.id_acc and a.auroc != b.auroc)
+    pair = next(
+        (a, b)
+        for a, b in zip(grid.itertuples(), grid.iloc[1:].itertuples())
+        if a.id_acc == b.id_acc and a.auroc != b.auroc
+    )
     box = alpha_slider(explorer, value=pair[0].alpha)
     sent = _record_frontend_messages(box.figure)
     box.slider.value = pair[1].alpha

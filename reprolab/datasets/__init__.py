@@ -2,17 +2,33 @@
 
 >>> ds = load_dataset("cifar10", subset=500, seed=0)      # 50 per class, images in [0,1], CIFAR-10 labels
 >>> dataset_names("cifar10", kind="ood")                  # OOD sets used with the CIFAR-10 task
+
+May import only :mod:`reprolab.errors` (and torchvision, pooch, PIL); no other kit package.
 """
-from .base import ImageSet
-from .classnames import classnames, imagenet_wnids
-from .cifar import STL10_TO_CIFAR10
-from .corruptions import FAMILIES as CORRUPTIONS, corrupt
-from .registry import REGISTRY, DatasetInfo, dataset_names, load_dataset
-from .roots import data_roots
-from .subsets import balanced_indices, manifest, read_manifest, save_manifest
+
+from reprolab.datasets.base import ImageSet
+from reprolab.datasets.cifar import STL10_TO_CIFAR10
+from reprolab.datasets.classnames import classnames, imagenet_wnids
+from reprolab.datasets.corruptions import FAMILIES as CORRUPTIONS
+from reprolab.datasets.corruptions import corrupt
+from reprolab.datasets.registry import REGISTRY, DatasetInfo, dataset_names, load_dataset
+from reprolab.datasets.roots import data_roots
+from reprolab.datasets.subsets import balanced_indices, manifest, read_manifest, save_manifest
 
 __all__ = [
-    "ImageSet", "load_dataset", "dataset_names", "REGISTRY", "DatasetInfo", "classnames", "imagenet_wnids",
-    "STL10_TO_CIFAR10", "CORRUPTIONS", "corrupt", "data_roots", "balanced_indices", "manifest", "read_manifest",
+    "ImageSet",
+    "load_dataset",
+    "dataset_names",
+    "REGISTRY",
+    "DatasetInfo",
+    "classnames",
+    "imagenet_wnids",
+    "STL10_TO_CIFAR10",
+    "CORRUPTIONS",
+    "corrupt",
+    "data_roots",
+    "balanced_indices",
+    "manifest",
+    "read_manifest",
     "save_manifest",
 ]

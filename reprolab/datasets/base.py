@@ -6,14 +6,15 @@ the same H = W: native size for CIFAR-style sets, otherwise ``Resize(size)`` (sh
 followed by ``CenterCrop(size)`` - the usual OOD-benchmark protocol (e.g. Textures/LSUN resized to 32 for CIFAR).
 Unreadable image files raise :class:`~reprolab.errors.CorruptFileError` naming the file; nothing is skipped.
 """
+
 from __future__ import annotations
 
 import io
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..errors import CorruptFileError, ReprolabError
+from reprolab.errors import CorruptFileError, ReprolabError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 

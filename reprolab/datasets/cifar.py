@@ -13,15 +13,16 @@
 * ``cifar10c:<family>:<severity>``: CIFAR-10 test images corrupted on the fly (:mod:`corruptions`); with
   ``official=True`` the released CIFAR-10-C ``.npy`` files (``<root>/CIFAR-10-C/<family>.npy``) are read instead.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CorruptFileError, ReprolabError
-from .base import IMAGE_EXTS, Arrays, Ctx, Files, Raw, ZipMembers, ZipReader, list_class_folders
-from .classnames import classnames
-from .corruptions import corrupter
-from .roots import download_root, not_found, try_download
+from reprolab.datasets.base import IMAGE_EXTS, Arrays, Ctx, Files, Raw, ZipMembers, ZipReader, list_class_folders
+from reprolab.datasets.classnames import classnames
+from reprolab.datasets.corruptions import corrupter
+from reprolab.datasets.roots import download_root, not_found, try_download
+from reprolab.errors import CorruptFileError, ReprolabError
 
 STL10_TO_CIFAR10 = {0: 0, 1: 2, 2: 1, 3: 3, 4: 4, 5: 5, 6: 7, 8: 8, 9: 9}  # 7 (monkey) has no CIFAR-10 class
 CIFAR10_1_URL = "https://raw.githubusercontent.com/modestyachts/CIFAR-10.1/master/datasets/"
@@ -53,8 +54,12 @@ def zip_raw(path, classes, split) -> Raw:
 
 def _torchvision_raw(cls, root, split, classes, download) -> Raw:
     ds = cls(str(root), train=split == "train", download=download)
-    return Raw(Arrays(ds.data), np.asarray(ds.targets, dtype=np.int64),
-               [f"{split}[{i}]" for i in range(len(ds.data))], list(classes))
+    return Raw(
+        Arrays(ds.data),
+        np.asarray(ds.targets, dtype=np.int64),
+        [f"{split}[{i}]" for i in range(len(ds.data))],
+        list(classes),
+    )
 
 
 def _cifar(ctx: Ctx, task: str, tv_dir: str, tv_cls: str) -> Raw:
@@ -73,12 +78,13 @@ def _cifar(ctx: Ctx, task: str, tv_dir: str, tv_cls: str) -> Raw:
         if tv.is_dir():
             return _torchvision_raw(getattr(tvd, tv_cls), r, ctx.split, names, False)
         looked += [folder, zpath, tv]
-    how = (f"pass download=True on a machine with internet, or put class folders at <root>/{task}/{ctx.split}/"
-           f"<class>/*.jpg (or {ctx.split}.zip) or torchvision's {tv_dir}/ under <root>")
+    how = (
+        f"pass download=True on a machine with internet, or put class folders at <root>/{task}/{ctx.split}/"
+        f"<class>/*.jpg (or {ctx.split}.zip) or torchvision's {tv_dir}/ under <root>"
+    )
     if ctx.download:
         root = download_root(ctx.roots[0])
-        return try_download(ctx.name, lambda: _torchvision_raw(getattr(tvd, tv_cls), root, ctx.split, names, True),
-                            how)
+        return try_download(ctx.name, lambda: _torchvision_raw(getattr(tvd, tv_cls), root, ctx.split, names, True), how)
     raise not_found(ctx.name, looked, how)
 
 
@@ -113,8 +119,9 @@ def stl10(ctx: Ctx) -> Raw:
 
     how = "pass download=True on a machine with internet (2.6 GB), or put torchvision's stl10_binary/ under <root>"
     cands = [r / sub for r in ctx.roots for sub in (".", "stl10")]
-    root = next((d for d in cands if all((d / "stl10_binary" / f).is_file() for f in ("test_X.bin", "test_y.bin"))),
-                None)
+    root = next(
+        (d for d in cands if all((d / "stl10_binary" / f).is_file() for f in ("test_X.bin", "test_y.bin"))), None
+    )
     if root is None and ctx.download:
         root = download_root(ctx.roots[0])
         try_download(ctx.name, lambda: tvd.STL10(str(root), split="test", download=True), how)
@@ -124,8 +131,9 @@ def stl10(ctx: Ctx) -> Raw:
     stl_labels = np.fromfile(y_path, dtype=np.uint8).astype(np.int64) - 1  # file stores 1..10
     images = np.memmap(x_path, dtype=np.uint8, mode="r")
     if images.size != len(stl_labels) * 3 * 96 * 96:
-        raise CorruptFileError(f"{x_path} has {images.size} bytes, expected {len(stl_labels)} images of 3x96x96; "
-                               "re-download STL-10")
+        raise CorruptFileError(
+            f"{x_path} has {images.size} bytes, expected {len(stl_labels)} images of 3x96x96; re-download STL-10"
+        )
     keep = np.isin(stl_labels, list(STL10_TO_CIFAR10))
     data = images.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)  # column-major planes -> N x H x W x 3, lazy
     labels = np.asarray([STL10_TO_CIFAR10[int(y)] for y in stl_labels[keep]], dtype=np.int64)
@@ -154,5 +162,10 @@ def cifar10c(ctx: Ctx, family: str, severity: int, official: bool = False) -> Ra
     rows = slice((severity - 1) * 10000, severity * 10000)
     data = np.load(found / f"{family}.npy", mmap_mode="r")[rows]
     labels = np.load(found / "labels.npy")[rows].astype(np.int64)
-    return Raw(Arrays(data), labels, [f"{family}{severity}[{i}]" for i in range(len(data))],
-               list(classnames("cifar10")), extra_key=f"official={family}:{severity}")
+    return Raw(
+        Arrays(data),
+        labels,
+        [f"{family}{severity}[{i}]" for i in range(len(data))],
+        list(classnames("cifar10")),
+        extra_key=f"official={family}:{severity}",
+    )

@@ -6,6 +6,7 @@ ImageNet: names from ``open_clip.zero_shot_metadata.IMAGENET_CLASSNAMES`` (OpenA
 order); the 1000 wnids (sorted = standard index order) and the 200-class ImageNet-A / -R wnid lists are in
 ``data/imagenet/`` (copied from the lists timm ships, used as fallback).
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,11 +14,11 @@ import importlib.util
 import json
 from pathlib import Path
 
-from ..errors import ReprolabError
-from .roots import REPO_DATA
+from reprolab.datasets.roots import REPO_DATA
+from reprolab.errors import ReprolabError
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def classnames(task: str) -> tuple[str, ...]:
     """Class names of ``task`` ("cifar10", "cifar100", "fashion_mnist", "stl10", "imagenet") in label order."""
     if task == "imagenet":
@@ -38,7 +39,7 @@ def _timm_info(fname: str) -> Path | None:
     return p if p.is_file() else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def imagenet_wnids(which: str = "1000") -> tuple[str, ...]:
     """The 1000 ImageNet wnids in class-index order, or the 200 of ImageNet-A ("a") / ImageNet-R ("r")."""
     ours = {"1000": "wnids.txt", "a": "imagenet_a_wnids.txt", "r": "imagenet_r_wnids.txt"}[which]
@@ -46,5 +47,7 @@ def imagenet_wnids(which: str = "1000") -> tuple[str, ...]:
     for p in (REPO_DATA / "imagenet" / ours, _timm_info(theirs)):
         if p is not None and p.is_file():
             return tuple(p.read_text().split())
-    raise ReprolabError(f"ImageNet wnid list '{ours}' not found in data/imagenet/ nor in timm; "
-                        "restore data/imagenet from the repository or pip install timm")
+    raise ReprolabError(
+        f"ImageNet wnid list '{ours}' not found in data/imagenet/ nor in timm; "
+        "restore data/imagenet from the repository or pip install timm"
+    )

@@ -8,6 +8,7 @@ replaced by equivalents (cv2.filter2D/GaussianBlur -> scipy correlate with 'mirr
 blur -> the same one-sided Gaussian line kernel with edge-clamped taps). Pixels therefore match the released
 CIFAR-10-C files in distribution, not bit for bit.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,16 +32,16 @@ def clipped_zoom(x: np.ndarray, factor: float) -> np.ndarray:
     h, w = x.shape[:2]
     ch, cw = math.ceil(h / factor), math.ceil(w / factor)
     top, left = (h - ch) // 2, (w - cw) // 2
-    z = ndimage.zoom(x[top:top + ch, left:left + cw], (factor, factor) + (1,) * (x.ndim - 2), order=1)
-    t, l = (z.shape[0] - h) // 2, (z.shape[1] - w) // 2
-    return z[t:t + h, l:l + w]
+    z = ndimage.zoom(x[top : top + ch, left : left + cw], (factor, factor) + (1,) * (x.ndim - 2), order=1)
+    t0, l0 = (z.shape[0] - h) // 2, (z.shape[1] - w) // 2
+    return z[t0 : t0 + h, l0 : l0 + w]
 
 
 def motion_blur_array(x: np.ndarray, radius: float, sigma: float, angle: float) -> np.ndarray:
     """ImageMagick ``-motion-blur radius x sigma + angle``: one-sided Gaussian taps along the angle, edge clamped."""
     width = int(2 * math.ceil(radius) + 1)
     i = np.arange(width)
-    k = np.exp(-(i ** 2) / (2.0 * sigma ** 2))
+    k = np.exp(-(i**2) / (2.0 * sigma**2))
     k /= k.sum()
     t = math.radians(angle)
     ox = np.ceil(i * math.cos(t) - 0.5).astype(int)  # ImageMagick: offset.x uses cos, offset.y uses sin
@@ -113,10 +114,10 @@ def defocus_blur(x, s, rng):
     radius, alias = [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)][s - 1]
     r = np.arange(-8, 9) if radius <= 8 else np.arange(-math.ceil(radius), math.ceil(radius) + 1)
     xx, yy = np.meshgrid(r, r)
-    disk = ((xx ** 2 + yy ** 2) <= radius ** 2).astype(np.float64)
+    disk = ((xx**2 + yy**2) <= radius**2).astype(np.float64)
     disk /= disk.sum()
     ks = 1 if radius <= 8 else 2  # cv2.GaussianBlur ksize 3 (or 5) with sigma=alias, reflect-101 borders
-    g = np.exp(-(np.arange(-ks, ks + 1) ** 2) / (2 * alias ** 2))
+    g = np.exp(-(np.arange(-ks, ks + 1) ** 2) / (2 * alias**2))
     g /= g.sum()
     disk = ndimage.correlate1d(ndimage.correlate1d(disk, g, axis=0, mode="mirror"), g, axis=1, mode="mirror")
     return np.stack([ndimage.correlate(x[..., d], disk, mode="mirror") for d in range(x.shape[2])], axis=-1)
@@ -167,8 +168,9 @@ def elastic_transform(x, s, rng):
     x = np.stack([ndimage.map_coordinates(x[..., d], [sy, sx], order=1, mode="mirror") for d in range(ch)], -1)
     dx = blur(rng.uniform(-1, 1, size=(h, w)), sigma, mode="reflect", truncate=3) * alpha
     dy = blur(rng.uniform(-1, 1, size=(h, w)), sigma, mode="reflect", truncate=3) * alpha
-    return np.stack([ndimage.map_coordinates(x[..., d], [yy + dy, xx + dx], order=1, mode="reflect")
-                     for d in range(ch)], -1)
+    return np.stack(
+        [ndimage.map_coordinates(x[..., d], [yy + dy, xx + dx], order=1, mode="reflect") for d in range(ch)], -1
+    )
 
 
 def pixelate(x, s, rng):

@@ -5,6 +5,7 @@ snow is a thresholded, zoomed Gaussian layer smeared by a motion blur; frost ble
 authors' frost photographs, which the ``imagecorruptions`` package ships as data (read from its folder, the
 package itself is not imported: it fails to import with setuptools >= 80 and numpy 2).
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import ReprolabError
-from .corrupt_basic import clipped_zoom, motion_blur_array
+from reprolab.datasets.corrupt_basic import clipped_zoom, motion_blur_array
+from reprolab.errors import ReprolabError
 
 
 def plasma_fractal(n: int, decay: float, rng) -> np.ndarray:
@@ -62,7 +63,8 @@ def snow(x, s, rng):
         (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
         (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
         (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)][s - 1]
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+    ][s - 1]
     h, w = x.shape[:2]
     layer = clipped_zoom(rng.normal(loc, scale, size=(h, w)), zoom)
     layer[layer < thresh] = 0
@@ -77,12 +79,14 @@ def snow(x, s, rng):
 def frost_dir() -> Path:
     spec = importlib.util.find_spec("imagecorruptions")
     if spec is None or not spec.submodule_search_locations:
-        raise ReprolabError("the 'frost' corruption needs the frost photos shipped in the imagecorruptions "
-                            "package; run: pip install imagecorruptions")
+        raise ReprolabError(
+            "the 'frost' corruption needs the frost photos shipped in the imagecorruptions "
+            "package; run: pip install imagecorruptions"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / "frost"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def frost_texture(k: int) -> np.ndarray:
     """Frost photo k (0..4, as the CIFAR-10-C code draws randint(5)), scaled by 0.2 (bilinear), float HxWx3."""
     path = frost_dir() / ["frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg"][k]
@@ -101,4 +105,4 @@ def frost(x, s, rng):
     if tex.shape[0] <= h or tex.shape[1] <= w:
         raise ReprolabError(f"frost needs images smaller than {tex.shape[:2]}; apply it at CIFAR resolution")
     r0, c0 = rng.integers(0, tex.shape[0] - h), rng.integers(0, tex.shape[1] - w)
-    return a * x + b * tex[r0:r0 + h, c0:c0 + w]
+    return a * x + b * tex[r0 : r0 + h, c0 : c0 + w]

@@ -14,24 +14,36 @@ Why not the ``imagecorruptions`` package: it uses the ImageNet-C tables (too str
 numpy/scikit-image/setuptools, fails to import (pkg_resources) and breaks in glass_blur/gaussian_blur
 (``multichannel=``) and fog (``np.float_``). Its frost photos are still used (see corrupt_weather).
 """
+
 from __future__ import annotations
 
 import functools
 
 import numpy as np
 
-from ..errors import ReprolabError
-from . import corrupt_basic as B
-from . import corrupt_weather as W
+from reprolab.datasets import corrupt_basic as B
+from reprolab.datasets import corrupt_weather as W
+from reprolab.errors import ReprolabError
 
 FAMILIES = {
-    "gaussian_noise": B.gaussian_noise, "shot_noise": B.shot_noise, "impulse_noise": B.impulse_noise,
-    "defocus_blur": B.defocus_blur, "glass_blur": B.glass_blur, "motion_blur": B.motion_blur,
-    "zoom_blur": B.zoom_blur, "snow": W.snow, "frost": W.frost, "fog": W.fog, "brightness": B.brightness,
-    "contrast": B.contrast, "elastic_transform": B.elastic_transform, "pixelate": B.pixelate,
+    "gaussian_noise": B.gaussian_noise,
+    "shot_noise": B.shot_noise,
+    "impulse_noise": B.impulse_noise,
+    "defocus_blur": B.defocus_blur,
+    "glass_blur": B.glass_blur,
+    "motion_blur": B.motion_blur,
+    "zoom_blur": B.zoom_blur,
+    "snow": W.snow,
+    "frost": W.frost,
+    "fog": W.fog,
+    "brightness": B.brightness,
+    "contrast": B.contrast,
+    "elastic_transform": B.elastic_transform,
+    "pixelate": B.pixelate,
     "jpeg_compression": B.jpeg_compression,
     # extra (held-out) families of the paper
-    "speckle_noise": B.speckle_noise, "gaussian_blur": B.gaussian_blur,
+    "speckle_noise": B.speckle_noise,
+    "gaussian_blur": B.gaussian_blur,
 }
 BENCHMARK_15 = list(FAMILIES)[:15]
 GROUPS = {

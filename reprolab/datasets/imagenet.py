@@ -8,6 +8,7 @@ index ("0".."999"). ImageNet-A and -R contain 200 classes: with ``classes="200"`
 OOD sets (label -1): the MOS/MCM subsets iNaturalist, SUN, Places (Huang & Li, CVPR 2021) and Textures (full DTD).
 Images are resized to ``size`` (default 224: ``Resize(224)`` + ``CenterCrop(224)``).
 """
+
 from __future__ import annotations
 
 import os
@@ -15,17 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ReprolabError
-from .base import IMAGE_EXTS, Ctx, Files, Raw
-from .classnames import classnames, imagenet_wnids
-from .ood import folder_set
-from .roots import download_root, locate, try_download
+from reprolab.datasets.base import IMAGE_EXTS, Ctx, Files, Raw
+from reprolab.datasets.classnames import classnames, imagenet_wnids
+from reprolab.datasets.ood import folder_set
+from reprolab.datasets.roots import download_root, locate, try_download
+from reprolab.errors import ReprolabError
 
 URLS = {  # official archives, used only with download=True
     "imagenet_a": "https://people.eecs.berkeley.edu/~hendrycks/imagenet-a.tar",
     "imagenet_r": "https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar",
     "imagenet_v2": "https://huggingface.co/datasets/vaishaal/ImageNetV2/resolve/main/"
-                   "imagenetv2-matched-frequency.tar.gz",
+    "imagenetv2-matched-frequency.tar.gz",
 }
 
 
@@ -49,8 +50,15 @@ def wnid_folder_raw(folder: Path, split: str, class_subset=None, extra_key: str 
     order = np.argsort(labels, kind="stable")  # class-index order ("0","1","10",... sort as strings)
     paths, labels = [paths[i] for i in order], np.asarray(labels, dtype=np.int64)[order]
     ids = [f"{p.parent.name}/{p.name}" for p in paths]
-    return Raw(Files(paths), labels, ids, list(classnames("imagenet")), size=224,
-               class_subset=class_subset, extra_key=extra_key)
+    return Raw(
+        Files(paths),
+        labels,
+        ids,
+        list(classnames("imagenet")),
+        size=224,
+        class_subset=class_subset,
+        extra_key=extra_key,
+    )
 
 
 def _folder(ctx: Ctx, candidates, how, path=None, key=None) -> Path:
@@ -68,8 +76,10 @@ def imagenet(ctx: Ctx, path=None) -> Raw:
     split = {"test": "val", "val": "val", "train": "train"}.get(ctx.split)
     if split is None:
         raise ReprolabError(f"imagenet has splits 'train' and 'val' (='test'), not '{ctx.split}'")
-    how = (f"ImageNet cannot be downloaded automatically (licence); put the {split} set as class folders "
-           f"<root>/imagenet/{split}/<wnid>/*.JPEG, or pass path=")
+    how = (
+        f"ImageNet cannot be downloaded automatically (licence); put the {split} set as class folders "
+        f"<root>/imagenet/{split}/<wnid>/*.JPEG, or pass path="
+    )
     folder = _folder(ctx, [f"imagenet/{split}", f"ILSVRC2012/{split}", f"ILSVRC/Data/CLS-LOC/{split}"], how, path)
     return wnid_folder_raw(folder, ctx.split)
 
@@ -111,8 +121,9 @@ MOS_HOW = "get the MOS OOD subset '{x}' (github.com/deeplearning-wisc/large_scal
 
 
 def inaturalist(ctx: Ctx, path=None) -> Raw:
-    return folder_set(ctx, ["iNaturalist", "inaturalist"], MOS_HOW.format(x="iNaturalist", d="iNaturalist"),
-                      path, size=224)
+    return folder_set(
+        ctx, ["iNaturalist", "inaturalist"], MOS_HOW.format(x="iNaturalist", d="iNaturalist"), path, size=224
+    )
 
 
 def sun(ctx: Ctx, path=None) -> Raw:

@@ -10,6 +10,7 @@ variant), ``fashion_mnist_ood`` (Debian package ``dataset-fashion-mnist`` puts t
 /usr/share/datasets/fashion-mnist), ``sklearn_digits`` (scikit-learn's 8x8 digits, upscaled, 3 channels) and the
 synthetic ``uniform_noise`` / ``gaussian_noise_images`` (per-index seeded).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -17,14 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CorruptFileError, ReprolabError
-from .base import Arrays, Ctx, Files, Raw, list_images
-from .classnames import classnames
-from .roots import download_root, locate, not_found, try_download
+from reprolab.datasets.base import Arrays, Ctx, Files, Raw, list_images
+from reprolab.datasets.classnames import classnames
+from reprolab.datasets.roots import download_root, locate, not_found, try_download
+from reprolab.errors import CorruptFileError, ReprolabError
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
-ODIN_HOW = ("get the ODIN release of {x} (github.com/facebookresearch/odin, README links) and extract it to "
-            "<root>/{d}/, or pass path=<folder of images>")
+ODIN_HOW = (
+    "get the ODIN release of {x} (github.com/facebookresearch/odin, README links) and extract it to "
+    "<root>/{d}/, or pass path=<folder of images>"
+)
 
 
 def _ood(paths_or_reader, n: int, ids, size=32) -> Raw:
@@ -43,13 +46,15 @@ def folder_set(ctx: Ctx, candidates: list[str], how: str, path=None, size=32) ->
 
 
 def lsun_crop(ctx, path=None):
-    return folder_set(ctx, ["LSUN", "LSUN_C", "lsun_crop", "LSUN_crop"],
-                      ODIN_HOW.format(x="LSUN (crop)", d="LSUN"), path)
+    return folder_set(
+        ctx, ["LSUN", "LSUN_C", "lsun_crop", "LSUN_crop"], ODIN_HOW.format(x="LSUN (crop)", d="LSUN"), path
+    )
 
 
 def lsun_resize(ctx, path=None):
-    return folder_set(ctx, ["LSUN_resize", "LSUN_R", "lsun_resize"],
-                      ODIN_HOW.format(x="LSUN (resize)", d="LSUN_resize"), path)
+    return folder_set(
+        ctx, ["LSUN_resize", "LSUN_R", "lsun_resize"], ODIN_HOW.format(x="LSUN (resize)", d="LSUN_resize"), path
+    )
 
 
 def isun(ctx, path=None):
@@ -100,7 +105,7 @@ def _read_idx(path: Path) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
         ndim = raw[3]
-        shape = [int.from_bytes(raw[4 + 4 * k:8 + 4 * k], "big") for k in range(ndim)]
+        shape = [int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim)]
         return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
     except (OSError, EOFError, ValueError, IndexError) as e:
         raise CorruptFileError(f"cannot read IDX file {path} ({e}); reinstall dataset-fashion-mnist") from e
@@ -112,8 +117,10 @@ def fashion_arrays(ctx: Ctx):
         raise ReprolabError(f"'{ctx.name}' has splits 'train' and 'test', not '{ctx.split}'")
     dirs = [r / sub for r in ctx.roots for sub in ("fashion-mnist", "fashion_mnist", "FashionMNIST/raw")]
     dirs.append(FASHION_SYSTEM_DIR)
-    how = ("on Debian/Ubuntu run: apt-get install -y dataset-fashion-mnist (installs "
-           f"{FASHION_SYSTEM_DIR}), or pass download=True on a machine with internet")
+    how = (
+        "on Debian/Ubuntu run: apt-get install -y dataset-fashion-mnist (installs "
+        f"{FASHION_SYSTEM_DIR}), or pass download=True on a machine with internet"
+    )
     if ctx.download and not any((d / f"{stem}-images-idx3-ubyte.gz").is_file() for d in dirs):
         import torchvision.datasets as tvd
 

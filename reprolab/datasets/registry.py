@@ -5,20 +5,21 @@ The paper (Geng & Chen, arXiv 2403.10800, Sec. 5) evaluates CIFAR-10 and ImageNe
 covariate-shift accuracy (CIFAR-10.1, STL-10, CIFAR-10-C; ImageNet-V2/-A/-R/-Sketch) and OOD detection
 (SVHN, Textures, LSUN, iSUN, Places365; iNaturalist, SUN, Places, Textures).
 """
+
 from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from ..errors import ReprolabError
-from . import cifar, imagenet, ood
-from .base import Ctx, ImageSet
-from .classnames import classnames
-from .corruptions import FAMILIES, SEVERITIES
-from .roots import data_roots
-from .subsets import balanced_indices, indices_from_manifest, read_manifest
+from reprolab.datasets import cifar, imagenet, ood
+from reprolab.datasets.base import Ctx, ImageSet
+from reprolab.datasets.classnames import classnames
+from reprolab.datasets.corruptions import FAMILIES, SEVERITIES
+from reprolab.datasets.roots import data_roots
+from reprolab.datasets.subsets import balanced_indices, indices_from_manifest, read_manifest
+from reprolab.errors import ReprolabError
 
 TASK_SIZE = {"cifar10": 32, "imagenet": 224}  # default side of OOD images for each ID task
 ALIASES = {"dtd": "textures", "cifar10.1": "cifar10_1"}
@@ -49,48 +50,142 @@ def register(name, kind, id_tasks, loader, description, how_to_get, splits=("tes
 
 C10, IN, BOTH = "cifar10", "imagenet", ("cifar10", "imagenet")
 TV, TT = "download=True (torchvision)", ("test", "train")
-register("cifar10", "id", C10, cifar.cifar10, "CIFAR-10, 10 classes, 32 px (the paper's ID task)",
-         f"{TV}, or class folders <root>/cifar10/test/<class>/ + train.zip", TT)
-register("cifar100", "id", "cifar100", cifar.cifar100, "CIFAR-100, 100 classes, 32 px",
-         f"{TV}, or class folders <root>/cifar100/<split>/<class>/", TT)
-register("fashion_mnist", "id", "fashion_mnist", ood.fashion_mnist, "Fashion-MNIST, 10 classes, 28 px grey",
-         "apt-get install dataset-fashion-mnist, or download=True", TT)
-register("imagenet", "id", IN, imagenet.imagenet, "ImageNet-1k val (test) / train, 1000 classes",
-         "user-provided class folders <root>/imagenet/val/<wnid>/", ("test", "val", "train"))
-register("cifar10_1", "shift", C10, cifar.cifar10_1, "CIFAR-10.1 v6, 2,000 new test images (Recht et al.)",
-         "download=True (official GitHub .npy files)")
-register("stl10", "shift", C10, cifar.stl10, "STL-10 test, remapped to CIFAR-10 classes, monkey dropped (7,200)",
-         f"{TV}, 2.6 GB")
+register(
+    "cifar10",
+    "id",
+    C10,
+    cifar.cifar10,
+    "CIFAR-10, 10 classes, 32 px (the paper's ID task)",
+    f"{TV}, or class folders <root>/cifar10/test/<class>/ + train.zip",
+    TT,
+)
+register(
+    "cifar100",
+    "id",
+    "cifar100",
+    cifar.cifar100,
+    "CIFAR-100, 100 classes, 32 px",
+    f"{TV}, or class folders <root>/cifar100/<split>/<class>/",
+    TT,
+)
+register(
+    "fashion_mnist",
+    "id",
+    "fashion_mnist",
+    ood.fashion_mnist,
+    "Fashion-MNIST, 10 classes, 28 px grey",
+    "apt-get install dataset-fashion-mnist, or download=True",
+    TT,
+)
+register(
+    "imagenet",
+    "id",
+    IN,
+    imagenet.imagenet,
+    "ImageNet-1k val (test) / train, 1000 classes",
+    "user-provided class folders <root>/imagenet/val/<wnid>/",
+    ("test", "val", "train"),
+)
+register(
+    "cifar10_1",
+    "shift",
+    C10,
+    cifar.cifar10_1,
+    "CIFAR-10.1 v6, 2,000 new test images (Recht et al.)",
+    "download=True (official GitHub .npy files)",
+)
+register(
+    "stl10",
+    "shift",
+    C10,
+    cifar.stl10,
+    "STL-10 test, remapped to CIFAR-10 classes, monkey dropped (7,200)",
+    f"{TV}, 2.6 GB",
+)
 for fam in FAMILIES:
     for sev in SEVERITIES:
-        register(f"cifar10c:{fam}:{sev}", "shift", C10,
-                 lambda ctx, official=False, _f=fam, _s=sev: cifar.cifar10c(ctx, _f, _s, official),
-                 f"CIFAR-10 test with {fam} at severity {sev} (CIFAR-10-C tables, generated offline)",
-                 "generated from cifar10 test; official=True reads the released CIFAR-10-C .npy files")
-register("imagenet_v2", "shift", IN, imagenet.imagenet_v2, "ImageNet-V2 matched-frequency, 10,000 images",
-         "download=True or <root>/imagenetv2-matched-frequency-format-val/")
-register("imagenet_a", "shift", IN, imagenet.imagenet_a, "ImageNet-A, 7,500 natural adversarial images, 200 classes",
-         "download=True or <root>/imagenet-a/")
-register("imagenet_r", "shift", IN, imagenet.imagenet_r, "ImageNet-R, 30,000 renditions, 200 classes",
-         "download=True or <root>/imagenet-r/")
-register("imagenet_sketch", "shift", IN, imagenet.imagenet_sketch, "ImageNet-Sketch, 50,889 sketches",
-         "user-provided <root>/imagenet-sketch/sketch/<wnid>/")
+        register(
+            f"cifar10c:{fam}:{sev}",
+            "shift",
+            C10,
+            lambda ctx, official=False, _f=fam, _s=sev: cifar.cifar10c(ctx, _f, _s, official),
+            f"CIFAR-10 test with {fam} at severity {sev} (CIFAR-10-C tables, generated offline)",
+            "generated from cifar10 test; official=True reads the released CIFAR-10-C .npy files",
+        )
+register(
+    "imagenet_v2",
+    "shift",
+    IN,
+    imagenet.imagenet_v2,
+    "ImageNet-V2 matched-frequency, 10,000 images",
+    "download=True or <root>/imagenetv2-matched-frequency-format-val/",
+)
+register(
+    "imagenet_a",
+    "shift",
+    IN,
+    imagenet.imagenet_a,
+    "ImageNet-A, 7,500 natural adversarial images, 200 classes",
+    "download=True or <root>/imagenet-a/",
+)
+register(
+    "imagenet_r",
+    "shift",
+    IN,
+    imagenet.imagenet_r,
+    "ImageNet-R, 30,000 renditions, 200 classes",
+    "download=True or <root>/imagenet-r/",
+)
+register(
+    "imagenet_sketch",
+    "shift",
+    IN,
+    imagenet.imagenet_sketch,
+    "ImageNet-Sketch, 50,889 sketches",
+    "user-provided <root>/imagenet-sketch/sketch/<wnid>/",
+)
 register("svhn", "ood", C10, ood.svhn, "SVHN test, 26,032 house-number crops", f"{TV}")
-register("textures", "ood", BOTH, ood.textures, "Textures = full DTD, 5,640 images, 47 classes",
-         f"{TV} or <root>/dtd/dtd/images/")
-register("dtd10", "ood", C10, ood.dtd10, "10 DTD classes, 1,200 images (course copy; not the full benchmark)",
-         "course data: <root>/dtd10/32px/")
+register(
+    "textures",
+    "ood",
+    BOTH,
+    ood.textures,
+    "Textures = full DTD, 5,640 images, 47 classes",
+    f"{TV} or <root>/dtd/dtd/images/",
+)
+register(
+    "dtd10",
+    "ood",
+    C10,
+    ood.dtd10,
+    "10 DTD classes, 1,200 images (course copy; not the full benchmark)",
+    "course data: <root>/dtd10/32px/",
+)
 register("lsun_crop", "ood", C10, ood.lsun_crop, "LSUN crop (ODIN release), 10,000 images", "<root>/LSUN/")
 register("lsun_resize", "ood", C10, ood.lsun_resize, "LSUN resize (ODIN release), 10,000", "<root>/LSUN_resize/")
 register("isun", "ood", C10, ood.isun, "iSUN (ODIN release), 8,925 images", "<root>/iSUN/")
 register("places365", "ood", C10, ood.places365, "Places365 images (folders)", "<root>/places365/")
-register("fashion_mnist_ood", "ood", C10, ood.fashion_mnist_ood, "Fashion-MNIST test as far-OOD, 10,000",
-         "apt-get install dataset-fashion-mnist", TT)
-register("sklearn_digits", "ood", C10, ood.sklearn_digits, "scikit-learn 8x8 digits upscaled, 1,797 (offline)",
-         "ships with scikit-learn")
+register(
+    "fashion_mnist_ood",
+    "ood",
+    C10,
+    ood.fashion_mnist_ood,
+    "Fashion-MNIST test as far-OOD, 10,000",
+    "apt-get install dataset-fashion-mnist",
+    TT,
+)
+register(
+    "sklearn_digits",
+    "ood",
+    C10,
+    ood.sklearn_digits,
+    "scikit-learn 8x8 digits upscaled, 1,797 (offline)",
+    "ships with scikit-learn",
+)
 register("uniform_noise", "ood", BOTH, ood.uniform_noise, "synthetic U(0,1) pixel noise (n=1000)", "generated")
-register("gaussian_noise_images", "ood", BOTH, ood.gaussian_noise_images, "synthetic N(0.5,0.25) noise (n=1000)",
-         "generated")
+register(
+    "gaussian_noise_images", "ood", BOTH, ood.gaussian_noise_images, "synthetic N(0.5,0.25) noise (n=1000)", "generated"
+)
 register("inaturalist", "ood", IN, imagenet.inaturalist, "iNaturalist OOD subset (MOS), 10,000", "<root>/iNaturalist/")
 register("sun", "ood", IN, imagenet.sun, "SUN OOD subset (MOS), 10,000", "<root>/SUN/")
 register("places", "ood", IN, imagenet.places, "Places OOD subset (MOS), 10,000", "<root>/Places/")
@@ -98,13 +193,25 @@ register("places", "ood", IN, imagenet.places, "Places OOD subset (MOS), 10,000"
 
 def dataset_names(id_task: str | None = None, kind: str | None = None) -> list[str]:
     """Registered names, optionally only those used with ``id_task`` and/or of ``kind`` (id/shift/ood)."""
-    return [n for n, i in REGISTRY.items()
-            if (id_task is None or id_task in i.id_tasks) and (kind is None or i.kind == kind)]
+    return [
+        n
+        for n, i in REGISTRY.items()
+        if (id_task is None or id_task in i.id_tasks) and (kind is None or i.kind == kind)
+    ]
 
 
-def load_dataset(name: str, split: str = "test", root=None, subset: int | None = None, seed: int = 0,
-                 size: int | None = None, download: bool = False, manifest=None, id_task: str | None = None,
-                 **kw) -> ImageSet:
+def load_dataset(
+    name: str,
+    split: str = "test",
+    root=None,
+    subset: int | None = None,
+    seed: int = 0,
+    size: int | None = None,
+    download: bool = False,
+    manifest=None,
+    id_task: str | None = None,
+    **kw,
+) -> ImageSet:
     """Load a registered set as an ImageSet.
 
     root: data folder(s) (default $REPROLAB_DATA or ./data/cache); subset: class-balanced size (fast mode);
@@ -116,8 +223,10 @@ def load_dataset(name: str, split: str = "test", root=None, subset: int | None =
     info = REGISTRY.get(name)
     if info is None:
         close = difflib.get_close_matches(name, list(REGISTRY), n=3)
-        raise ReprolabError(f"unknown dataset '{name}'" + (f"; did you mean {', '.join(close)}?" if close else
-                                                            "; see dataset_names() for the list"))
+        raise ReprolabError(
+            f"unknown dataset '{name}'"
+            + (f"; did you mean {', '.join(close)}?" if close else "; see dataset_names() for the list")
+        )
     task = id_task or info.id_task
     if task not in info.id_tasks:
         raise ReprolabError(f"'{name}' is used with ID task(s) {list(info.id_tasks)}, not '{task}'")
@@ -140,5 +249,6 @@ def load_dataset(name: str, split: str = "test", root=None, subset: int | None =
     if size is None:
         size = TASK_SIZE.get(task, raw.size) if info.kind == "ood" else raw.size
     indices = indices_from_manifest(m, raw.ids) if m is not None else balanced_indices(raw.labels, subset, seed)
-    return ImageSet(raw, name=name, split=split, kind=info.kind, id_task=task, indices=indices, size=size,
-                    subset=subset, seed=seed)
+    return ImageSet(
+        raw, name=name, split=split, kind=info.kind, id_task=task, indices=indices, size=size, subset=subset, seed=seed
+    )

@@ -5,12 +5,13 @@ environment variable ``REPROLAB_DATA`` (same syntax), else ``./data/cache``. Eac
 its own standard layout (torchvision's, class folders, or a zip of class folders) under every root, in order.
 Downloads (``download=True``) go to the first root.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from ..errors import DatasetNotFoundError
+from reprolab.errors import DatasetNotFoundError
 
 DEFAULT_ROOT = Path("data") / "cache"
 ENV_VAR = "REPROLAB_DATA"

@@ -6,6 +6,7 @@ uniform draw of ``n``. The result is sorted, so the same (labels, n, seed) alway
 A manifest stores the indices *and* the item ids (file names) plus a sha256 of both, so a subset can be
 written under ``data/manifests/``, committed, and re-read bit-for-bit on another machine.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CorruptFileError, ReprolabError
-from .roots import REPO_DATA
+from reprolab.datasets.roots import REPO_DATA
+from reprolab.errors import CorruptFileError, ReprolabError
 
 MANIFEST_DIR = REPO_DATA / "manifests"
 
@@ -55,8 +56,16 @@ def manifest(ds) -> dict:
     idx = [int(i) for i in ds.indices]
     ids = ds.ids
     return {
-        "name": ds.name, "split": ds.split, "subset": ds.subset, "seed": ds.seed, "size": ds.size,
-        "key": ds.key, "n": len(idx), "indices": idx, "ids": ids, "sha256": _digest(idx, ids),
+        "name": ds.name,
+        "split": ds.split,
+        "subset": ds.subset,
+        "seed": ds.seed,
+        "size": ds.size,
+        "key": ds.key,
+        "n": len(idx),
+        "indices": idx,
+        "ids": ids,
+        "sha256": _digest(idx, ids),
     }
 
 
@@ -89,10 +98,14 @@ def indices_from_manifest(m: dict, all_ids: list[str]) -> np.ndarray:
     """Check that the manifest's ids match this copy of the dataset and return its indices."""
     idx = np.asarray(m["indices"], dtype=np.int64)
     if len(idx) and (idx.max() >= len(all_ids) or idx.min() < 0):
-        raise ReprolabError(f"manifest for '{m['name']}' has indices beyond this copy's {len(all_ids)} images; "
-                            "use the same dataset copy or re-create the manifest")
+        raise ReprolabError(
+            f"manifest for '{m['name']}' has indices beyond this copy's {len(all_ids)} images; "
+            "use the same dataset copy or re-create the manifest"
+        )
     bad = [i for i, f in zip(idx, m["ids"]) if all_ids[i] != f]
     if bad:
-        raise ReprolabError(f"manifest for '{m['name']}' names different files than this copy "
-                            f"(first: index {bad[0]}); use the same dataset copy or re-create the manifest")
+        raise ReprolabError(
+            f"manifest for '{m['name']}' names different files than this copy "
+            f"(first: index {bad[0]}); use the same dataset copy or re-create the manifest"
+        )
     return idx

@@ -11,6 +11,8 @@ Names understood by :func:`load_encoder`:
   preset: EfficientNet-Lite0 + MiniLM. ``"standin:strong"``: EfficientNet-Lite2 + MPNet + WordNet class prompts.
   A canvas side may follow: ``standin:160``, ``standin:strong:192``. Presets: ``standin_encoder.PRESETS``.
 * ``"tiny"`` — a random-init tiny open_clip model for fast tests.
+
+May import only :mod:`reprolab.errors` (and open_clip, timm, sentence-transformers); no other kit package.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import contextlib
 import functools
 import os
 
-from ..errors import MissingWeightsError, ReprolabError
-from .base import Encoder
-from .openclip_encoder import OpenClipEncoder, tiny_openclip
-from .standin_encoder import PRESETS, StandInEncoder
+from reprolab.encoders.base import Encoder
+from reprolab.encoders.openclip_encoder import OpenClipEncoder, tiny_openclip
+from reprolab.encoders.standin_encoder import PRESETS, StandInEncoder
+from reprolab.errors import MissingWeightsError, ReprolabError
 
 __all__ = ["Encoder", "OpenClipEncoder", "StandInEncoder", "load_encoder", "tiny_openclip"]
 
@@ -62,8 +64,10 @@ def _standin_spec(name: str) -> tuple[str, int | None]:
         elif part in PRESETS:
             preset = part
         else:
-            raise ReprolabError(f"encoder {name!r}: write standin[:PRESET][:SIZE] with PRESET one of "
-                                f"{', '.join(PRESETS)}, e.g. standin:strong")
+            raise ReprolabError(
+                f"encoder {name!r}: write standin[:PRESET][:SIZE] with PRESET one of "
+                f"{', '.join(PRESETS)}, e.g. standin:strong"
+            )
     return preset, size
 
 
@@ -81,8 +85,10 @@ def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = Fals
         except MissingWeightsError as exc:
             enc = load_encoder("standin", verbose=False, fresh=fresh)
             if verbose:
-                print(f"[reprolab] encoder 'auto': real CLIP weights not available ({str(exc)[:90]}…); "
-                      f"using the {enc.display_name}")
+                print(
+                    f"[reprolab] encoder 'auto': real CLIP weights not available ({str(exc)[:90]}…); "
+                    f"using the {enc.display_name}"
+                )
             return enc
         if verbose:
             print(f"[reprolab] encoder 'auto': using {enc.display_name}")
@@ -101,4 +107,6 @@ def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = Fals
         return _standin(preset, size)
     if name == "tiny":
         return tiny_openclip()
-    raise ReprolabError(f"unknown encoder {name!r}; use 'auto', 'clip', 'openclip:ARCH:TAG_OR_PATH', 'standin' or 'tiny'")
+    raise ReprolabError(
+        f"unknown encoder {name!r}; use 'auto', 'clip', 'openclip:ARCH:TAG_OR_PATH', 'standin' or 'tiny'"
+    )

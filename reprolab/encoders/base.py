@@ -16,13 +16,13 @@ Subclasses implement four primitives: ``_image_forward``, ``_embed_tokens``, ``_
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ShapeError
+from reprolab.errors import ShapeError
 
 
 class Encoder(nn.Module):
@@ -66,16 +66,19 @@ class Encoder(nn.Module):
     # ----- the public interface built on them ---------------------------------------------------------------------
     def check_images(self, x: Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != 3:
-            raise ShapeError(f"images must be B×3×H×W in [0,1], got shape {tuple(x.shape)}; "
-                             "convert greyscale to 3 channels and add a batch dimension")
+            raise ShapeError(
+                f"images must be B×3×H×W in [0,1], got shape {tuple(x.shape)}; "
+                "convert greyscale to 3 channels and add a batch dimension"
+            )
 
     def resize(self, x: Tensor) -> Tensor:
         """Plain preprocessing: resize a [0,1] batch to the encoder canvas (bilinear, antialiased)."""
         self.check_images(x)
         if x.shape[-1] == self.image_size and x.shape[-2] == self.image_size:
             return x
-        return F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                             antialias=True, align_corners=False).clamp(0, 1)
+        return F.interpolate(
+            x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False
+        ).clamp(0, 1)
 
     def normalise_pixels(self, x: Tensor) -> Tensor:
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
@@ -86,15 +89,18 @@ class Encoder(nn.Module):
         """``[0,1]`` images at ``image_size`` → L2-normalised features (B×D)."""
         self.check_images(x)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            raise ShapeError(f"encode_image expects {self.image_size}×{self.image_size} images, got "
-                             f"{tuple(x.shape[-2:])}; call encoder.resize(x) first (or use a reprogrammer)")
+            raise ShapeError(
+                f"encode_image expects {self.image_size}×{self.image_size} images, got "
+                f"{tuple(x.shape[-2:])}; call encoder.resize(x) first (or use a reprogrammer)"
+            )
         return F.normalize(self._image_forward(self.normalise_pixels(x)), dim=-1)
 
     def encode_text(self, tokens) -> Tensor:
         return self.encode_text_embeddings(tokens)
 
-    def encode_text_embeddings(self, tokens, token_embedding: Tensor | None = None,
-                               positional_embedding: Tensor | None = None) -> Tensor:
+    def encode_text_embeddings(
+        self, tokens, token_embedding: Tensor | None = None, positional_embedding: Tensor | None = None
+    ) -> Tensor:
         """Text features with (optionally) replacement token/positional tables — the text reprogrammer's hook."""
         table = self.token_embedding.weight if token_embedding is None else token_embedding
         pos = self.positional_embedding if positional_embedding is None else positional_embedding
@@ -108,8 +114,10 @@ class Encoder(nn.Module):
 
     @torch.no_grad()
     def encode_text_prompts(self, prompts: Sequence[str], batch_size: int = 256) -> Tensor:
-        out = [self.encode_text(self.to_device(self.tokenize(prompts[i:i + batch_size])))
-               for i in range(0, len(prompts), batch_size)]
+        out = [
+            self.encode_text(self.to_device(self.tokenize(prompts[i : i + batch_size])))
+            for i in range(0, len(prompts), batch_size)
+        ]
         return torch.cat(out)
 
     def to_device(self, tokens):
@@ -122,7 +130,7 @@ class Encoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def freeze(self) -> "Encoder":
+    def freeze(self) -> Encoder:
         self.requires_grad_(False)
         self.eval()
         return self

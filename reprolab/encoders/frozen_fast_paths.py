@@ -67,8 +67,14 @@ class FrozenAffineNorm:
 
     def forward(self, x: Tensor) -> Tensor:
         frozen = not any(p is not None and p.requires_grad for p in (self.weight, self.bias))
-        if not (torch.is_grad_enabled() and x.requires_grad and frozen and not self.training
-                and self.running_var is not None and x.dim() == 4):
+        if not (
+            torch.is_grad_enabled()
+            and x.requires_grad
+            and frozen
+            and not self.training
+            and self.running_var is not None
+            and x.dim() == 4
+        ):
             return super().forward(x)
         scale = torch.rsqrt(self.running_var + self.eps)
         if self.weight is not None:
@@ -90,8 +96,14 @@ def _frozen_affine_class(cls: type) -> type:
 
 
 def _is_patch_conv(m: nn.Module) -> bool:
-    return (type(m) is nn.Conv2d and m.kernel_size == m.stride and m.padding == (0, 0) and m.dilation == (1, 1)
-            and m.groups == 1 and m.padding_mode == "zeros")
+    return (
+        type(m) is nn.Conv2d
+        and m.kernel_size == m.stride
+        and m.padding == (0, 0)
+        and m.dilation == (1, 1)
+        and m.groups == 1
+        and m.padding_mode == "zeros"
+    )
 
 
 def use_frozen_fast_paths(model: nn.Module) -> dict:

@@ -17,19 +17,23 @@ import os
 import torch
 from torch import Tensor, nn
 
-from ..errors import MissingWeightsError
-from .base import Encoder
-from .frozen_fast_paths import use_frozen_fast_paths
+from reprolab.encoders.base import Encoder
+from reprolab.encoders.frozen_fast_paths import use_frozen_fast_paths
+from reprolab.errors import MissingWeightsError
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
-TINY_CFG = dict(embed_dim=32,
-                vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=8, head_width=16),
-                text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1))
+TINY_CFG = dict(
+    embed_dim=32,
+    vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=8, head_width=16),
+    text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1),
+)
 
-NO_WEIGHTS_HELP = ("pass a local checkpoint (encoder='openclip:{arch}:/path/to/open_clip_weights.bin', or set "
-                   "REPROLAB_CLIP_WEIGHTS) or use the offline stand-in (encoder='standin')")
+NO_WEIGHTS_HELP = (
+    "pass a local checkpoint (encoder='openclip:{arch}:/path/to/open_clip_weights.bin', or set "
+    "REPROLAB_CLIP_WEIGHTS) or use the offline stand-in (encoder='standin')"
+)
 
 
 class OpenClipEncoder(Encoder):
@@ -46,26 +50,34 @@ class OpenClipEncoder(Encoder):
 
     # ----- construction -------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, arch: str = "ViT-B-32", pretrained: str = "openai") -> "OpenClipEncoder":
+    def from_pretrained(cls, arch: str = "ViT-B-32", pretrained: str = "openai") -> OpenClipEncoder:
         import open_clip
 
         if pretrained == "openai" and not arch.endswith("-quickgelu"):
             arch = arch + "-quickgelu"
         is_file = os.path.sep in pretrained or os.path.exists(pretrained)
         if is_file and not os.path.isfile(pretrained):
-            raise MissingWeightsError(f"open_clip checkpoint {pretrained!r} does not exist; "
-                                      + NO_WEIGHTS_HELP.format(arch=arch))
+            raise MissingWeightsError(
+                f"open_clip checkpoint {pretrained!r} does not exist; " + NO_WEIGHTS_HELP.format(arch=arch)
+            )
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
         except Exception as exc:  # network errors, missing cache, bad file: all mean "no weights"
             raise MissingWeightsError(
                 f"cannot load open_clip {arch} weights {pretrained!r} ({type(exc).__name__}: {exc}); "
-                + NO_WEIGHTS_HELP.format(arch=arch)) from None
+                + NO_WEIGHTS_HELP.format(arch=arch)
+            ) from None
         norm = [t for t in preprocess.transforms if type(t).__name__ == "Normalize"]
         mean, std = (norm[0].mean, norm[0].std) if norm else (OPENAI_MEAN, OPENAI_STD)
         tag = os.path.basename(pretrained) if is_file else pretrained
-        return cls(model, id=f"openclip-{arch}-{tag}", display_name=f"CLIP {arch} ({tag})",
-                   tokenizer=open_clip.get_tokenizer(arch), mean=mean, std=std)
+        return cls(
+            model,
+            id=f"openclip-{arch}-{tag}",
+            display_name=f"CLIP {arch} ({tag})",
+            tokenizer=open_clip.get_tokenizer(arch),
+            mean=mean,
+            std=std,
+        )
 
     # ----- primitives ---------------------------------------------------------------------------------------------
     def _image_forward(self, x: Tensor) -> Tensor:
@@ -114,5 +126,6 @@ def tiny_openclip(seed: int = 0) -> OpenClipEncoder:
         torch.manual_seed(seed)
         model = CLIP(**TINY_CFG)
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=TINY_CFG["text_cfg"]["context_length"])
-    return OpenClipEncoder(model, id=f"openclip-tiny-random-s{seed}", display_name="tiny random-init CLIP (tests)",
-                           tokenizer=tokenizer)
+    return OpenClipEncoder(
+        model, id=f"openclip-tiny-random-s{seed}", display_name="tiny random-init CLIP (tests)", tokenizer=tokenizer
+    )

@@ -39,10 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ReprolabError
-from .base import Encoder
-from .frozen_fast_paths import use_frozen_fast_paths
-from .standin_weights import cache_dir, efficientnet_lite, sentence_encoder
+from reprolab.encoders.base import Encoder
+from reprolab.encoders.frozen_fast_paths import use_frozen_fast_paths
+from reprolab.encoders.standin_weights import cache_dir, efficientnet_lite, sentence_encoder
+from reprolab.errors import ReprolabError
 
 PROMPTS_FILE = Path(__file__).with_name("imagenet_hypernym_prompts.json")  # scripts/make_hypernym_prompts.py
 
@@ -58,6 +58,7 @@ def imagenet_prompts(kind: str, template: str = "a photo of a {}.") -> list[str]
     """The 1000 ImageNet class prompts: 'plain' (template) or 'hypernyms' (class + WordNet ancestors)."""
     if kind == "plain":
         import open_clip
+
         return [template.format(c) for c in open_clip.IMAGENET_CLASSNAMES]
     if kind == "hypernyms":
         return json.loads(PROMPTS_FILE.read_text())["prompts"]
@@ -68,21 +69,35 @@ class StandInEncoder(Encoder):
     mean = (0.5, 0.5, 0.5)  # timm's tf_efficientnet_lite* normalisation
     std = (0.5, 0.5, 0.5)
 
-    def __init__(self, image_size: int = 128, tau: float = 2.0, top_k: int = 10, centre: bool = True,
-                 template: str = "a photo of a {}.", backbone: int = 0, text_model: str = "minilm",
-                 class_prompts: str = "plain"):
+    def __init__(
+        self,
+        image_size: int = 128,
+        tau: float = 2.0,
+        top_k: int = 10,
+        centre: bool = True,
+        template: str = "a photo of a {}.",
+        backbone: int = 0,
+        text_model: str = "minilm",
+        class_prompts: str = "plain",
+    ):
         super().__init__()
         if backbone not in (0, 1, 2) or text_model not in ("minilm", "mpnet"):
-            raise ReprolabError(f"stand-in backbone must be 0, 1 or 2 and text_model minilm or mpnet, got "
-                                f"{backbone!r}, {text_model!r}")
+            raise ReprolabError(
+                f"stand-in backbone must be 0, 1 or 2 and text_model minilm or mpnet, got {backbone!r}, {text_model!r}"
+            )
         torch.set_flush_denormal(True)  # black CIFAR borders create denormal activations: 1.5–2× slower on CPU
         self.image_size, self.tau, self.top_k, self.centre = image_size, tau, top_k, centre
         weak = (backbone, text_model, class_prompts) == (0, "minilm", "plain")
         self.prior = "weak" if weak else "strong"
-        self.display_name = (f"offline stand-in, {self.prior} prior (EfficientNet-Lite{backbone} + "
-                             f"{'MiniLM' if text_model == 'minilm' else 'MPNet'}, not CLIP)")
-        self.id = (f"standin-effnetlite{backbone}-{text_model}-" + ("" if weak else f"{class_prompts}-")
-                   + f"{image_size}px-t{tau:g}-k{top_k}-c{int(centre)}")
+        self.display_name = (
+            f"offline stand-in, {self.prior} prior (EfficientNet-Lite{backbone} + "
+            f"{'MiniLM' if text_model == 'minilm' else 'MPNet'}, not CLIP)"
+        )
+        self.id = (
+            f"standin-effnetlite{backbone}-{text_model}-"
+            + ("" if weak else f"{class_prompts}-")
+            + f"{image_size}px-t{tau:g}-k{top_k}-c{int(centre)}"
+        )
         self.vision = efficientnet_lite(backbone).to(memory_format=torch.channels_last)
         st = sentence_encoder(text_model)
         self.bert = st[0].auto_model
@@ -115,7 +130,7 @@ class StandInEncoder(Encoder):
         return E
 
     @classmethod
-    def preset(cls, name: str = "weak", **overrides) -> "StandInEncoder":
+    def preset(cls, name: str = "weak", **overrides) -> StandInEncoder:
         if name not in PRESETS:
             raise ReprolabError(f"unknown stand-in preset {name!r}; use one of {', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
@@ -142,8 +157,9 @@ class StandInEncoder(Encoder):
         return F.normalize(pooled, dim=-1) - self.centre_vec
 
     def tokenize(self, texts):
-        out = self._tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                              return_tensors="pt")
+        out = self._tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         return {k: v for k, v in out.items()}
 
     def vocab(self) -> list[str]:

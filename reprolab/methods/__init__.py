@@ -9,23 +9,28 @@ fine-tuning checkpoint into it with ``load_trainable_state``).
 
 Methods fitted outside :func:`reprolab.training.fit` have a ``prepare(train_set, batch_size)`` hook:
 ``linear_probe`` (fits the probe on cached features) and ``lp_ft`` (stage 1, the probe). Call it before ``fit``.
+
+May import the paper core (:mod:`reprolab.reprogramming`), training, checkpoint, encoders and errors;
+never evaluation, experiment, course or bench.
 """
 
 from __future__ import annotations
 
 import inspect
 
-from ..errors import ConfigError
-from .base import Method, ZeroShot
-from .coop import CoOp
-from .finetune import LPFT, FineTune
-from .linear_probe import LinearProbe
-from .reprogrammer import Reprogrammer, ResidualReprogrammer
-from .visual_prompt import VisualPrompt
-from .wise_ft import WiSEFT
+from reprolab.errors import ConfigError
+from reprolab.methods.base import Method, ZeroShot
+from reprolab.methods.coop import CoOp
+from reprolab.methods.finetune import LPFT, FineTune
+from reprolab.methods.linear_probe import LinearProbe
+from reprolab.methods.reprogrammer import Reprogrammer, ResidualReprogrammer
+from reprolab.methods.visual_prompt import VisualPrompt
+from reprolab.methods.wise_ft import WiSEFT
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
-    ZeroShot, LinearProbe, FineTune, LPFT, WiSEFT, CoOp, VisualPrompt, Reprogrammer, ResidualReprogrammer)}
+METHODS: dict[str, type[Method]] = {
+    cls.name: cls
+    for cls in (ZeroShot, LinearProbe, FineTune, LPFT, WiSEFT, CoOp, VisualPrompt, Reprogrammer, ResidualReprogrammer)
+}
 
 
 def _check_kwargs(cls, kw: dict, skip=("self", "encoder")) -> None:
@@ -52,5 +57,17 @@ def build_method(name: str, encoder, **kw) -> Method:
     return METHODS[name](encoder, **kw)
 
 
-__all__ = ["METHODS", "build_method", "Method", "ZeroShot", "LinearProbe", "FineTune", "LPFT", "WiSEFT", "CoOp",
-           "VisualPrompt", "Reprogrammer", "ResidualReprogrammer"]
+__all__ = [
+    "METHODS",
+    "build_method",
+    "Method",
+    "ZeroShot",
+    "LinearProbe",
+    "FineTune",
+    "LPFT",
+    "WiSEFT",
+    "CoOp",
+    "VisualPrompt",
+    "Reprogrammer",
+    "ResidualReprogrammer",
+]

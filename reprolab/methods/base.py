@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..errors import CheckpointError
+from reprolab.errors import CheckpointError
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 
@@ -37,7 +37,7 @@ class Method(nn.Module):
         self.classnames: list[str] = []
 
     # ----- set-up and training ------------------------------------------------------------------------------------
-    def setup(self, classnames: list[str]) -> "Method":
+    def setup(self, classnames: list[str]) -> Method:
         self.classnames = list(classnames)
         self._class_tokens = self.encoder.tokenize([self.template.format(c) for c in self.classnames])
         self._zs_text = None
@@ -85,13 +85,17 @@ class Method(nn.Module):
         own = dict(self.named_parameters())
         missing = [k for k in state if k not in own]
         if missing:
-            raise CheckpointError(f"checkpoint holds {missing[:3]} which {self.name} does not have; "
-                                  "load it into the method (and config) it was saved from")
+            raise CheckpointError(
+                f"checkpoint holds {missing[:3]} which {self.name} does not have; "
+                "load it into the method (and config) it was saved from"
+            )
         with torch.no_grad():
             for k, v in state.items():
                 if own[k].shape != v.shape:
-                    raise CheckpointError(f"checkpoint tensor {k} has shape {tuple(v.shape)}, {self.name} expects "
-                                          f"{tuple(own[k].shape)}; use the same encoder and config")
+                    raise CheckpointError(
+                        f"checkpoint tensor {k} has shape {tuple(v.shape)}, {self.name} expects "
+                        f"{tuple(own[k].shape)}; use the same encoder and config"
+                    )
                 own[k].copy_(v)
 
     def config(self) -> dict:
@@ -120,6 +124,7 @@ class ZeroShot(Method):
             return super().zero_shot_text_features()
         if self._zs_text is None:
             import open_clip
+
             feats = []
             for c in self.classnames:
                 prompts = [t(c) for t in open_clip.OPENAI_IMAGENET_TEMPLATES]

@@ -23,20 +23,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError
-from .base import DEFAULT_TEMPLATE, Method
+from reprolab.errors import ConfigError
+from reprolab.methods.base import DEFAULT_TEMPLATE, Method
 
 
 class CoOp(Method):
     name = "coop"
 
-    def __init__(self, encoder, n_ctx: int = 16, init_std: float = 0.02, lr: float = 2e-3,
-                 weight_decay: float = 5e-4, placeholder: str = "X", seed: int = 0):
+    def __init__(
+        self,
+        encoder,
+        n_ctx: int = 16,
+        init_std: float = 0.02,
+        lr: float = 2e-3,
+        weight_decay: float = 5e-4,
+        placeholder: str = "X",
+        seed: int = 0,
+    ):
         super().__init__(encoder, template="{}.")
         if n_ctx < 1:
             raise ConfigError(f"n_ctx={n_ctx}; CoOp needs at least one context vector (paper: 16)")
-        self.hp = dict(n_ctx=n_ctx, init_std=init_std, lr=lr, weight_decay=weight_decay, placeholder=placeholder,
-                       seed=seed)
+        self.hp = dict(
+            n_ctx=n_ctx, init_std=init_std, lr=lr, weight_decay=weight_decay, placeholder=placeholder, seed=seed
+        )
         width = encoder.token_embedding.weight.shape[1]
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -47,7 +56,7 @@ class CoOp(Method):
         """Token ids of ``text`` between the start and end tokens (pad id 0 for both tokenizers)."""
         ids = self.encoder.token_ids(self.encoder.tokenize([text]))[0]
         n = int((ids != 0).sum())
-        return ids[1:n - 1].tolist()
+        return ids[1 : n - 1].tolist()
 
     def setup(self, classnames):
         self.classnames = list(classnames)
@@ -57,14 +66,17 @@ class CoOp(Method):
         self._zs_text = None
         x_ids = self._content(X)
         if len(x_ids) != 1:
-            raise ConfigError(f"placeholder {X!r} is {len(x_ids)} tokens for this tokenizer; pass a one-token "
-                              "placeholder such as 'X'")
+            raise ConfigError(
+                f"placeholder {X!r} is {len(x_ids)} tokens for this tokenizer; pass a one-token placeholder such as 'X'"
+            )
         ids = self.encoder.token_ids(self._class_tokens)
         for row, c in zip(ids, self.classnames):
             want = x_ids * M + self._content(f"{c}.")
-            if row[1:1 + len(want)].tolist() != want:
-                raise ConfigError(f"CoOp prompt for class {c!r} does not fit the text encoder's context "
-                                  f"({ids.shape[1]} tokens) with n_ctx={M}; use a smaller n_ctx or a shorter name")
+            if row[1 : 1 + len(want)].tolist() != want:
+                raise ConfigError(
+                    f"CoOp prompt for class {c!r} does not fit the text encoder's context "
+                    f"({ids.shape[1]} tokens) with n_ctx={M}; use a smaller n_ctx or a shorter name"
+                )
         return self
 
     def zero_shot_text_features(self) -> Tensor:
@@ -78,7 +90,7 @@ class CoOp(Method):
         embeds = F.embedding(self.encoder.token_ids(tokens), self.encoder.token_embedding.weight)
         M = self.hp["n_ctx"]
         ctx = self.ctx.to(embeds.dtype).unsqueeze(0).expand(embeds.shape[0], -1, -1)
-        embeds = torch.cat([embeds[:, :1], ctx, embeds[:, 1 + M:]], dim=1)
+        embeds = torch.cat([embeds[:, :1], ctx, embeds[:, 1 + M :]], dim=1)
         return self.encoder.encode_token_embeddings(embeds, tokens)
 
     def image_features(self, images: Tensor) -> Tensor:

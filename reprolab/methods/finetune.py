@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import CheckpointError, ConfigError
-from .base import DEFAULT_TEMPLATE, Method
-from .linear_probe import LinearProbe
+from reprolab.errors import CheckpointError, ConfigError
+from reprolab.methods.base import DEFAULT_TEMPLATE, Method
+from reprolab.methods.linear_probe import LinearProbe
 
 
 def image_state_names(encoder) -> list[str]:
@@ -51,8 +51,14 @@ class FineTune(Method):
     clip_style = False  # the head stops being text features once trained; image_features is still exposed
     trains_encoder = True
 
-    def __init__(self, encoder, lr: float = 3e-5, weight_decay: float = 0.1, freeze_bn: bool = True,
-                 template: str = DEFAULT_TEMPLATE):
+    def __init__(
+        self,
+        encoder,
+        lr: float = 3e-5,
+        weight_decay: float = 0.1,
+        freeze_bn: bool = True,
+        template: str = DEFAULT_TEMPLATE,
+    ):
         super().__init__(copy.deepcopy(encoder), template)
         self.hp = dict(lr=lr, weight_decay=weight_decay, freeze_bn=freeze_bn)
         for p in self.encoder.image_parameters():
@@ -114,8 +120,10 @@ class FineTune(Method):
         own = self.interpolation_state()
         wrong = [k for k in state if k not in own or own[k].shape != state[k].shape]
         if wrong:
-            raise CheckpointError(f"checkpoint tensor {wrong[0]} does not fit {self.name} on {self.encoder.id}; "
-                                  "load it with the same encoder and classes it was trained with")
+            raise CheckpointError(
+                f"checkpoint tensor {wrong[0]} does not fit {self.name} on {self.encoder.id}; "
+                "load it with the same encoder and classes it was trained with"
+            )
         with torch.no_grad():
             for k, v in state.items():
                 own[k].copy_(v)
@@ -129,14 +137,22 @@ class LPFT(FineTune):
 
     name = "lp_ft"
 
-    def __init__(self, encoder, lr: float = 3e-5, weight_decay: float = 0.1, freeze_bn: bool = True,
-                 template: str = DEFAULT_TEMPLATE, probe_backend: str = "sklearn", probe_kwargs: dict | None = None):
+    def __init__(
+        self,
+        encoder,
+        lr: float = 3e-5,
+        weight_decay: float = 0.1,
+        freeze_bn: bool = True,
+        template: str = DEFAULT_TEMPLATE,
+        probe_backend: str = "sklearn",
+        probe_kwargs: dict | None = None,
+    ):
         super().__init__(encoder, lr, weight_decay, freeze_bn, template)
         self.probe_backend, self.probe_kwargs = probe_backend, dict(probe_kwargs or {})
         self.probe_config: dict | None = None
 
     @classmethod
-    def from_probe(cls, probe: LinearProbe, **ft_kwargs) -> "LPFT":
+    def from_probe(cls, probe: LinearProbe, **ft_kwargs) -> LPFT:
         """Stage 2 of LP-FT: a fine-tuning method on the probe's encoder whose head is a copy of the probe's."""
         if probe.head is None:
             raise ConfigError("the linear probe is not set up; fit it (probe.fit_features(train_set)) first")
@@ -156,7 +172,7 @@ class LPFT(FineTune):
             self.head.bias.copy_(probe.head.bias)
         self.probe_config = probe.config()
 
-    def fit_probe(self, train_set, batch_size: int = 256, progress: bool = True) -> "LPFT":
+    def fit_probe(self, train_set, batch_size: int = 256, progress: bool = True) -> LPFT:
         """Stage 1 on this method's (not yet fine-tuned) encoder, then copy the probe's head into ours."""
         if self.head is None:
             self.setup(train_set.classnames)
@@ -168,5 +184,6 @@ class LPFT(FineTune):
     prepare = fit_probe  # harness hook run before fit()
 
     def config(self) -> dict:
-        return dict(super().config(), probe_backend=self.probe_backend, probe_kwargs=self.probe_kwargs,
-                    probe=self.probe_config)
+        return dict(
+            super().config(), probe_backend=self.probe_backend, probe_kwargs=self.probe_kwargs, probe=self.probe_config
+        )

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, ReprolabError
-from .base import DEFAULT_TEMPLATE, Method
+from reprolab.errors import ConfigError, ReprolabError
+from reprolab.methods.base import DEFAULT_TEMPLATE, Method
 
 
 @torch.no_grad()
@@ -48,9 +48,19 @@ class LinearProbe(Method):
     name = "linear_probe"
     clip_style = False
 
-    def __init__(self, encoder, backend: str = "sklearn", C_grid=(0.1, 1.0, 10.0, 100.0, 1000.0),
-                 val_fraction: float = 0.2, seed: int = 0, lr: float = 0.01, epochs: int = 25,
-                 weight_decay: float = 0.0, max_iter: int = 1000, template: str = DEFAULT_TEMPLATE):
+    def __init__(
+        self,
+        encoder,
+        backend: str = "sklearn",
+        C_grid=(0.1, 1.0, 10.0, 100.0, 1000.0),
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        lr: float = 0.01,
+        epochs: int = 25,
+        weight_decay: float = 0.0,
+        max_iter: int = 1000,
+        template: str = DEFAULT_TEMPLATE,
+    ):
         super().__init__(encoder, template)
         if backend not in ("sklearn", "torch"):
             raise ConfigError(f"backend={backend!r}; use 'sklearn' (logistic regression) or 'torch' (Adam)")
@@ -78,14 +88,14 @@ class LinearProbe(Method):
             raise ConfigError(f"{self.name}: call setup(classnames) (or fit_features) before using the probe")
 
     # ----- fitting ------------------------------------------------------------------------------------------------
-    def fit_features(self, train_set, batch_size: int = 256, progress: bool = True) -> "LinearProbe":
+    def fit_features(self, train_set, batch_size: int = 256, progress: bool = True) -> LinearProbe:
         """Extract the frozen features of ``train_set`` once, then fit the head with the chosen backend."""
         if self.head is None:
             self.setup(train_set.classnames)
         X, y = extract_features(self, train_set, batch_size, progress)
         return self.fit_arrays(X, y, batch_size)
 
-    def fit_arrays(self, X: Tensor, y: Tensor, batch_size: int = 256) -> "LinearProbe":
+    def fit_arrays(self, X: Tensor, y: Tensor, batch_size: int = 256) -> LinearProbe:
         """Fit the head on given features (N×D) and labels (N) — e.g. features cached by the harness."""
         self._need_setup()
         if self.backend == "sklearn":
@@ -105,8 +115,10 @@ class LinearProbe(Method):
         counts = np.bincount(y)
         n_cls, n_val = int((counts > 0).sum()), int(np.ceil(self.val_fraction * len(y)))
         if n_cls < 2:
-            raise ReprolabError(f"linear probe needs training images of at least 2 classes, got {len(y)} image(s) "
-                                f"of {n_cls}; raise train_subset")
+            raise ReprolabError(
+                f"linear probe needs training images of at least 2 classes, got {len(y)} image(s) "
+                f"of {n_cls}; raise train_subset"
+            )
         best = self.C_grid[0]
         if self.val_fraction > 0 and len(self.C_grid) > 1 and 1 <= n_val <= len(y) - 2:
             # stratify when every class can appear on both sides; tiny sets split at random instead
@@ -156,14 +168,20 @@ class LinearProbe(Method):
         self._need_setup()
         if self.backend == "sklearn" or self.fitted:
             return []
-        return [dict(params=list(self.head.parameters()), lr=self.hp["lr"], weight_decay=self.hp["weight_decay"],
-                     optimizer="adam")]
+        return [
+            dict(
+                params=list(self.head.parameters()),
+                lr=self.hp["lr"],
+                weight_decay=self.hp["weight_decay"],
+                optimizer="adam",
+            )
+        ]
 
     def training_loss(self, images, labels):
         logits = self.logits(images)
         return F.cross_entropy(logits, labels), logits.argmax(dim=1)
 
-    def prepare(self, train_set, batch_size: int = 256, progress: bool = True) -> "LinearProbe":
+    def prepare(self, train_set, batch_size: int = 256, progress: bool = True) -> LinearProbe:
         """Harness hook run before :func:`~reprolab.training.fit`: the probe is fitted here, on cached features."""
         return self.fit_features(train_set, batch_size, progress)
 
@@ -172,5 +190,13 @@ class LinearProbe(Method):
         return {"head.weight": self.head.weight.detach().clone(), "head.bias": self.head.bias.detach().clone()}
 
     def config(self) -> dict:
-        return dict(super().config(), backend=self.backend, C_grid=self.C_grid, val_fraction=self.val_fraction,
-                    seed=self.seed, chosen_C=self.chosen_C, val_accuracy=self.val_accuracy, **self.hp)
+        return dict(
+            super().config(),
+            backend=self.backend,
+            C_grid=self.C_grid,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+            chosen_C=self.chosen_C,
+            val_accuracy=self.val_accuracy,
+            **self.hp,
+        )

@@ -1,12 +1,12 @@
 """Reprogrammer (RP, paper §3) and Residual Reprogrammer (RRP, §3.4) as methods.
 
-RP: the encoder stays frozen; an :class:`~reprolab.image_reprogrammer.ImageReprogrammer` (learned frame) and/or a
-:class:`~reprolab.text_reprogrammer.TextReprogrammer` (token/positional tables) are trained with the symmetric
-in-batch focal loss of :mod:`reprolab.losses`. ``mode`` selects ``"image"``, ``"text"`` or ``"both"`` (paper).
+RP: the encoder stays frozen; an :class:`~reprolab.reprogramming.image_reprogrammer.ImageReprogrammer` (learned frame) and/or a
+:class:`~reprolab.reprogramming.text_reprogrammer.TextReprogrammer` (token/positional tables) are trained with the symmetric
+in-batch focal loss of :mod:`reprolab.reprogramming.losses`. ``mode`` selects ``"image"``, ``"text"`` or ``"both"`` (paper).
 Optimisers (official defaults): image — Adam, lr 5e-3, weight decay 0.1; text — AdamW, lr 5e-4,
 betas (0.9, 0.98), eps 1e-6, weight decay 0.1.
 
-RRP: the equation lives in :mod:`reprolab.residual`; here it is wired to a trained RP and the zero-shot encoder.
+RRP: the equation lives in :mod:`reprolab.reprogramming.residual`; here it is wired to a trained RP and the zero-shot encoder.
 """
 
 from __future__ import annotations
@@ -14,33 +14,59 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..errors import ReprolabError
-from ..image_reprogrammer import ImageReprogrammer
-from ..losses import contrastive_loss
-from ..residual import check_alpha, residual_logits
-from ..text_reprogrammer import TextReprogrammer
-from .base import DEFAULT_TEMPLATE, Method
+from reprolab.errors import ReprolabError
+from reprolab.methods.base import DEFAULT_TEMPLATE, Method
+from reprolab.reprogramming.image_reprogrammer import ImageReprogrammer
+from reprolab.reprogramming.losses import contrastive_loss
+from reprolab.reprogramming.residual import check_alpha, residual_logits
+from reprolab.reprogramming.text_reprogrammer import TextReprogrammer
 
 
 class Reprogrammer(Method):
     name = "reprogrammer"
 
-    def __init__(self, encoder, mode: str = "both", image_res: int | None = None, up_res: int | None = None,
-                 mr_res: int | None = None, dropout: float = 0.0, init_std: float = 1.0, loss: str = "focal", focal_alpha: float = 0.8,
-                 focal_gamma: float = 4.0, lr_image: float = 5e-3, wd_image: float = 0.1, lr_text: float = 5e-4,
-                 wd_text: float = 0.1, text_decay_target: str = "zero", template: str = DEFAULT_TEMPLATE,
-                 seed: int = 0):
+    def __init__(
+        self,
+        encoder,
+        mode: str = "both",
+        image_res: int | None = None,
+        up_res: int | None = None,
+        mr_res: int | None = None,
+        dropout: float = 0.0,
+        init_std: float = 1.0,
+        loss: str = "focal",
+        focal_alpha: float = 0.8,
+        focal_gamma: float = 4.0,
+        lr_image: float = 5e-3,
+        wd_image: float = 0.1,
+        lr_text: float = 5e-4,
+        wd_text: float = 0.1,
+        text_decay_target: str = "zero",
+        template: str = DEFAULT_TEMPLATE,
+        seed: int = 0,
+    ):
         super().__init__(encoder, template)
         if mode not in ("image", "text", "both"):
             raise ReprolabError(f"mode={mode!r}; use 'image', 'text' or 'both'")
         S = encoder.image_size
         # Official CIFAR geometry on a 224 canvas: 64 → 224, frame outside the centre 192. Scaled to other canvases.
-        self.geometry = dict(canvas=S, image_res=image_res or max(8, round(64 * S / 224)),
-                             up_res=up_res or S, mr_res=mr_res or round(192 * S / 224), dropout=dropout,
-                             init_std=init_std)
+        self.geometry = dict(
+            canvas=S,
+            image_res=image_res or max(8, round(64 * S / 224)),
+            up_res=up_res or S,
+            mr_res=mr_res or round(192 * S / 224),
+            dropout=dropout,
+            init_std=init_std,
+        )
         self.mode, self.loss_kind, self.focal = mode, loss, (focal_alpha, focal_gamma)
-        self.hp = dict(lr_image=lr_image, wd_image=wd_image, lr_text=lr_text, wd_text=wd_text,
-                       text_decay_target=text_decay_target, seed=seed)
+        self.hp = dict(
+            lr_image=lr_image,
+            wd_image=wd_image,
+            lr_text=lr_text,
+            wd_text=wd_text,
+            text_decay_target=text_decay_target,
+            seed=seed,
+        )
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.image_rp = ImageReprogrammer(**self.geometry).to(encoder.device)
@@ -51,11 +77,22 @@ class Reprogrammer(Method):
     def trainable_parameters(self) -> list[dict]:
         groups = []
         if self.mode in ("image", "both"):
-            groups.append(dict(params=[self.image_rp.W], lr=self.hp["lr_image"], weight_decay=self.hp["wd_image"],
-                               optimizer="adam"))
+            groups.append(
+                dict(
+                    params=[self.image_rp.W], lr=self.hp["lr_image"], weight_decay=self.hp["wd_image"], optimizer="adam"
+                )
+            )
         if self.mode in ("text", "both"):
-            groups.append(dict(params=[self.text_rp.token_delta, self.text_rp.pos_delta], lr=self.hp["lr_text"],
-                               weight_decay=self.hp["wd_text"], optimizer="adamw", betas=(0.9, 0.98), eps=1e-6))
+            groups.append(
+                dict(
+                    params=[self.text_rp.token_delta, self.text_rp.pos_delta],
+                    lr=self.hp["lr_text"],
+                    weight_decay=self.hp["wd_text"],
+                    optimizer="adamw",
+                    betas=(0.9, 0.98),
+                    eps=1e-6,
+                )
+            )
         return groups
 
     def post_step(self, lr_wd: dict) -> None:
@@ -104,8 +141,9 @@ class Reprogrammer(Method):
                 self.text_rp.load_sparse_state(text)
 
     def config(self) -> dict:
-        return dict(super().config(), mode=self.mode, loss=self.loss_kind, focal=list(self.focal),
-                    **self.geometry, **self.hp)
+        return dict(
+            super().config(), mode=self.mode, loss=self.loss_kind, focal=list(self.focal), **self.geometry, **self.hp
+        )
 
 
 class ResidualReprogrammer(Method):
@@ -125,18 +163,27 @@ class ResidualReprogrammer(Method):
         return self
 
     def image_features(self, images):  # blended image features (for drift and caching)
-        from ..residual import blend
-        return blend(self.rp.image_features(images), super().image_features(images), self.alpha_zeroshot,
-                     self.renormalise)
+        from reprolab.reprogramming.residual import blend
+
+        return blend(
+            self.rp.image_features(images), super().image_features(images), self.alpha_zeroshot, self.renormalise
+        )
 
     def text_features(self):
-        from ..residual import blend
+        from reprolab.reprogramming.residual import blend
+
         return blend(self.rp.text_features(), self.zero_shot_text_features(), self.alpha_zeroshot, self.renormalise)
 
     def logits(self, images):
-        return residual_logits(self.rp.image_features(images), super().image_features(images),
-                               self.rp.text_features(), self.zero_shot_text_features(), self.alpha_zeroshot,
-                               self.encoder.logit_scale, self.renormalise)
+        return residual_logits(
+            self.rp.image_features(images),
+            super().image_features(images),
+            self.rp.text_features(),
+            self.zero_shot_text_features(),
+            self.alpha_zeroshot,
+            self.encoder.logit_scale,
+            self.renormalise,
+        )
 
     def trainable_state(self):
         return self.rp.trainable_state()
@@ -145,5 +192,6 @@ class ResidualReprogrammer(Method):
         self.rp.load_trainable_state(state)
 
     def config(self):
-        return dict(self.rp.config(), method=self.name, alpha_zeroshot=self.alpha_zeroshot,
-                    renormalise=self.renormalise)
+        return dict(
+            self.rp.config(), method=self.name, alpha_zeroshot=self.alpha_zeroshot, renormalise=self.renormalise
+        )

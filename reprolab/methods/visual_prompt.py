@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError
-from .base import DEFAULT_TEMPLATE, Method
+from reprolab.errors import ConfigError
+from reprolab.methods.base import DEFAULT_TEMPLATE, Method
 
 
 class PadPrompter(nn.Module):
@@ -59,8 +59,17 @@ class PadPrompter(nn.Module):
 class VisualPrompt(Method):
     name = "visual_prompt"
 
-    def __init__(self, encoder, pad: int | None = None, init: str = "zeros", init_std: float = 1.0,
-                 lr: float = 1e-2, weight_decay: float = 0.0, template: str = DEFAULT_TEMPLATE, seed: int = 0):
+    def __init__(
+        self,
+        encoder,
+        pad: int | None = None,
+        init: str = "zeros",
+        init_std: float = 1.0,
+        lr: float = 1e-2,
+        weight_decay: float = 0.0,
+        template: str = DEFAULT_TEMPLATE,
+        seed: int = 0,
+    ):
         super().__init__(encoder, template)
         S = encoder.image_size
         pad = round(30 * S / 224) if pad is None else pad
@@ -77,8 +86,14 @@ class VisualPrompt(Method):
         return self.encoder.encode_image(self.prompted(images))
 
     def trainable_parameters(self) -> list[dict]:
-        return [dict(params=list(self.prompter.parameters()), lr=self.hp["lr"],
-                     weight_decay=self.hp["weight_decay"], optimizer="adam")]
+        return [
+            dict(
+                params=list(self.prompter.parameters()),
+                lr=self.hp["lr"],
+                weight_decay=self.hp["weight_decay"],
+                optimizer="adam",
+            )
+        ]
 
     def training_loss(self, images, labels):
         logits = self.logits(images)

@@ -6,7 +6,7 @@ fine-tuned weights (a :class:`~reprolab.methods.finetune.FineTune` / ``LPFT`` ru
     θ(α) = (1 − α) · θ_ZS + α · θ_FT            over every image-encoder tensor and the head
 
 **Here α = ``alpha_finetuned`` is the weight on the *fine-tuned* weights** (α = 0 → zero-shot, α = 1 → FT), as in
-the WiSE-FT paper — the opposite of the Residual Reprogrammer's ``alpha_zeroshot`` (:mod:`reprolab.residual`).
+the WiSE-FT paper — the opposite of the Residual Reprogrammer's ``alpha_zeroshot`` (:mod:`reprolab.reprogramming.residual`).
 Floating-point BatchNorm statistics are interpolated too; integer counters are taken from the nearer end point.
 
 Nothing is trained: θ_ZS and θ_FT are stored once, and :meth:`WiSEFT.set_alpha` rewrites the model's weights in
@@ -19,16 +19,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..errors import CheckpointError, ConfigError, ReprolabError
-from .base import DEFAULT_TEMPLATE, Method
-from .finetune import FineTune
+from reprolab.errors import CheckpointError, ConfigError, ReprolabError
+from reprolab.methods.base import DEFAULT_TEMPLATE, Method
+from reprolab.methods.finetune import FineTune
 
 
 def check_alpha_finetuned(alpha_finetuned: float) -> float:
     a = float(alpha_finetuned)
     if not 0.0 <= a <= 1.0:  # also rejects NaN
-        raise ReprolabError(f"alpha_finetuned={alpha_finetuned!r} is outside [0, 1]; it is the weight on the "
-                            "fine-tuned weights (0 = zero-shot, 1 = fine-tuned)")
+        raise ReprolabError(
+            f"alpha_finetuned={alpha_finetuned!r} is outside [0, 1]; it is the weight on the "
+            "fine-tuned weights (0 = zero-shot, 1 = fine-tuned)"
+        )
     return a
 
 
@@ -36,8 +38,13 @@ class WiSEFT(Method):
     name = "wise_ft"
     clip_style = False
 
-    def __init__(self, zeroshot_encoder, finetuned_method: FineTune | None = None, alpha_finetuned: float = 0.5,
-                 template: str = DEFAULT_TEMPLATE):
+    def __init__(
+        self,
+        zeroshot_encoder,
+        finetuned_method: FineTune | None = None,
+        alpha_finetuned: float = 0.5,
+        template: str = DEFAULT_TEMPLATE,
+    ):
         """``finetuned_method`` may be None: then θ_FT = θ_ZS until a fine-tuning checkpoint is loaded with
         :meth:`load_trainable_state` (it takes a ``finetune``/``lp_ft`` checkpoint's tensors as they are)."""
         alpha = check_alpha_finetuned(alpha_finetuned)
@@ -73,12 +80,14 @@ class WiSEFT(Method):
     def _check(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
         wrong = [k for k in self.theta_zs if k not in state or state[k].shape != self.theta_zs[k].shape]
         if wrong:
-            raise CheckpointError(f"fine-tuned weights lack or mis-shape {wrong[0]}; the fine-tuned model must use "
-                                  "the same encoder and classes as the zero-shot one")
+            raise CheckpointError(
+                f"fine-tuned weights lack or mis-shape {wrong[0]}; the fine-tuned model must use "
+                "the same encoder and classes as the zero-shot one"
+            )
         return {k: state[k] for k in self.theta_zs}
 
     @torch.no_grad()
-    def set_alpha(self, alpha_finetuned: float) -> "WiSEFT":
+    def set_alpha(self, alpha_finetuned: float) -> WiSEFT:
         """Re-interpolate the model's weights in place: θ = (1 − α)·θ_ZS + α·θ_FT (no training)."""
         a = check_alpha_finetuned(alpha_finetuned)
         if not self.theta_zs:

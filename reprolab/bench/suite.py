@@ -1,0 +1,227 @@
+"""``reprolab bench`` — what the kit costs on *this* machine, next to the targets it promises (issue 9).
+
+    reprolab bench [--out FILE.json] [--quick] [--skip-course] [--encoders standin,tiny,vit-b-32]
+
+Measured side by side in one run (pieces in :mod:`reprolab.bench.timing` and :mod:`reprolab.bench.course`):
+
+====================================  =============================================  ===========
+figure (JSON key)                     what                                           target
+====================================  =============================================  ===========
+``alpha_move_ms``                     median ms of one RRP α move from cached        ≤ 20 ms
+                                      features (10k ID + 10k shift + 10k OOD)
+``alpha_recompute_ratio``             re-encoding those images per α / cached move   ≥ 1000×
+``rp_over_ft_step``                   image-RP step time / full fine-tuning step     ≤ 0.75
+                                      (offline stand-in; ``step_cost`` per encoder)
+``extraction_ratio``                  kit's cached extraction / bare encoder loop    ≥ 0.9
+``quickstart_s``, ``notebooks_s``     wall time of the quickstart run / notebooks    ≤ 600 s each
+``*_peak_rss_mb``                     peak memory of those runs                      ≤ 4096 MB
+====================================  =============================================  ===========
+
+Absolute times on a shared or throttled machine are noisy; the ratios, measured in one run with the two sides
+interleaved, are what to compare across machines. Medians over repeats throughout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from reprolab.errors import ReprolabError
+
+TARGETS = {  # key: (comparison, bound, unit)
+    "alpha_move_ms": ("<=", 20.0, "ms"),
+    "alpha_recompute_ratio": (">=", 1000.0, "×"),
+    "rp_over_ft_step": ("<=", 0.75, "×"),
+    "extraction_ratio": (">=", 0.9, "×"),
+    "quickstart_s": ("<=", 600.0, "s"),
+    "quickstart_peak_rss_mb": ("<=", 4096.0, "MB"),
+    "notebooks_total_s": ("<=", 600.0, "s"),
+    "notebooks_peak_rss_mb": ("<=", 4096.0, "MB"),
+}
+ENCODERS = ("standin", "tiny", "vit-b-32")
+BATCH = {"standin": 32, "tiny": 32, "vit-b-32": 8}
+REPEATS = {
+    False: {"standin": 8, "tiny": 30, "vit-b-32": 6, "moves": 50, "extract": 3},
+    True: {"standin": 4, "tiny": 10, "vit-b-32": 2, "moves": 30, "extract": 2},
+}
+
+
+def machine_info() -> dict:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = dict(
+        cpu_model=model,
+        cpu_count=os.cpu_count(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        torch_threads=torch.get_num_threads(),
+        torch_interop_threads=torch.get_num_interop_threads(),
+        cpu_capability=getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)(),
+        cuda=torch.cuda.is_available(),
+        time=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    if hasattr(os, "sched_getaffinity"):
+        info["usable_cores"] = len(os.sched_getaffinity(0))
+    try:
+        import psutil
+
+        info["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+        info["load_avg_1min"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    except ImportError:
+        pass
+    return info
+
+
+def load_bench_encoder(name: str):
+    from reprolab.bench.timing import vit_b32_random
+    from reprolab.encoders import load_encoder
+
+    if name == "vit-b-32":
+        return vit_b32_random()
+    return load_encoder(name, verbose=False)
+
+
+def run_bench(
+    quick: bool = False,
+    skip_course: bool = False,
+    encoders=ENCODERS,
+    alpha_n: int = 10_000,
+    extract_n: int | None = None,
+    repeats: dict | None = None,
+    log=print,
+) -> dict:
+    """All measurements as one JSON-able dict (see the module docstring for the keys); ``repeats`` overrides
+    entries of :data:`REPEATS` (tests use tiny sizes)."""
+    from reprolab.bench import timing as bt
+
+    reps = dict(REPEATS[bool(quick)], **(repeats or {}))
+    encoders = list(encoders)
+    bad = [e for e in encoders if e not in ENCODERS]
+    if bad or not encoders:
+        raise ReprolabError(f"--encoders {','.join(encoders)}: choose from {','.join(ENCODERS)}")
+    torch.set_flush_denormal(True)  # as the stand-in does; before any timed work
+    res: dict = dict(
+        machine=machine_info(),
+        settings=dict(quick=quick, skip_course=skip_course, encoders=encoders, repeats=reps, alpha_n=alpha_n),
+        targets={k: f"{c} {b:g} {u}" for k, (c, b, u) in TARGETS.items()},
+        notes=[],
+    )
+    headline = "standin" if "standin" in encoders else encoders[0]
+    if headline != "standin":
+        res["notes"].append(f"headline figures use the {headline!r} encoder (the stand-in was not selected)")
+    head_enc = load_bench_encoder(headline)
+    log(f"[bench] α moves: {alpha_n} ID + {alpha_n} shift + {alpha_n} OOD cached features …")
+    res["alpha_move"] = bt.alpha_move(n=alpha_n, moves=reps["moves"], encoder=head_enc)
+    res["alpha_move_ms"] = res["alpha_move"]["alpha_move_ms"]
+    res["alpha_recompute_ratio"] = res["alpha_move"]["alpha_recompute_ratio"]
+    res["step_cost"] = {}
+    for name in encoders:
+        log(f"[bench] training step RP vs FT: {name} …")
+        try:
+            enc = head_enc if name == headline else load_bench_encoder(name)
+            res["step_cost"][name] = bt.step_cost(enc, batch_size=BATCH[name], repeats=reps[name])
+        except Exception as exc:  # an optional encoder must not sink the whole benchmark
+            res["step_cost"][name] = dict(error=f"{type(exc).__name__}: {exc}")
+        enc = None
+    res["rp_over_ft_step"] = res["step_cost"][headline].get("rp_over_ft_step")
+    if "tiny" in encoders:
+        res["notes"].append(
+            "tiny: a 32-px, ~21k-parameter image tower; its step is per-op overhead, not FLOPs, so "
+            "RP's extra ops (frame, symmetric focal loss) can outweigh the saved weight gradients — "
+            "its RP/FT ratio says little about real encoders"
+        )
+    log(f"[bench] feature extraction: {headline} …")
+    n = extract_n or (256 if quick else 512)
+    res["extraction"] = bt.extraction(head_enc, n=n, repeats=reps["extract"])
+    res["extraction_ratio"] = res["extraction"]["extraction_ratio"]
+    for k in ("quickstart_s", "quickstart_peak_rss_mb", "notebooks_s", "notebooks_peak_rss_mb"):
+        res[k] = None
+    if not skip_course:
+        from reprolab.bench.course import course
+
+        log("[bench] course: quickstart run and notebooks (FAST mode), each in a subprocess on ≤ 2 cores …")
+        res.update(course())
+    res["checks"] = checks(res)
+    return res
+
+
+def _value(res: dict, key: str):
+    if key == "notebooks_total_s":
+        return (res.get("notebooks_s") or {}).get("total")
+    return res.get(key)
+
+
+def checks(res: dict) -> list[dict]:
+    """One row per target: figure, value, target, met (None when not measured)."""
+    rows = []
+    for key, (cmp, bound, unit) in TARGETS.items():
+        v = _value(res, key)
+        met = None if v is None else (v <= bound if cmp == "<=" else v >= bound)
+        rows.append(dict(figure=key, value=v, target=f"{cmp} {bound:g} {unit}", met=met))
+    for name, sc in res.get("step_cost", {}).items():  # per-encoder step ratios (informational beyond the headline)
+        v = sc.get("rp_over_ft_step")
+        rows.append(
+            dict(figure=f"rp_over_ft_step[{name}]", value=v, target="<= 0.75 ×", met=None if v is None else v <= 0.75)
+        )
+    return rows
+
+
+def table(res: dict) -> str:
+    lines = [f"{'figure':<32} {'measured':>12}  {'target':<12} met?"]
+    for r in res["checks"]:
+        v = "—" if r["value"] is None else f"{r['value']:.4g}"
+        met = "—" if r["met"] is None else ("yes" if r["met"] else "NO")
+        lines.append(f"{r['figure']:<32} {v:>12}  {r['target']:<12} {met}")
+    for name, sc in res.get("step_cost", {}).items():
+        if "error" in sc:
+            lines.append(f"  step cost {name}: not measured ({sc['error'][:100]})")
+        else:
+            lines.append(
+                f"  step cost {name}: RP {sc['rp_step_ms']:.0f} ms vs FT {sc['ft_step_ms']:.0f} ms "
+                f"(batch {sc['batch_size']}, {sc['input_size']} px → {sc['canvas']} px canvas, "
+                f"{sc['repeats']} repeats)"
+            )
+    a, e = res["alpha_move"], res["extraction"]
+    if a.get("recompute_s_per_alpha") is not None:
+        lines.append(f"  α recompute: {a['recompute_s_per_alpha']:.1f} s per α ({a['recompute_note']})")
+    lines.append(f"  extraction: kit {e['kit_img_per_s']:.0f} img/s vs bare {e['bare_img_per_s']:.0f} img/s")
+    m = res["machine"]
+    lines.append(
+        f"  machine: {m['cpu_model']}, {m.get('usable_cores', m['cpu_count'])} cores, torch "
+        f"{m['torch']} ({m['torch_threads']} threads), load {m.get('load_avg_1min', '?')}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="reprolab bench", description="Time the kit on this machine against its targets.")
+    p.add_argument("--out", default=None, help="write the results as JSON to this file")
+    p.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
+    p.add_argument("--skip-course", action="store_true", help="skip the quickstart run and the notebooks")
+    p.add_argument(
+        "--encoders",
+        default=",".join(ENCODERS),
+        help=f"comma-separated subset of {','.join(ENCODERS)}; headline figures use the stand-in "
+        "when selected, else the first",
+    )
+    args = p.parse_args(argv)
+    res = run_bench(quick=args.quick, skip_course=args.skip_course, encoders=args.encoders.split(","))
+    print(table(res))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(res, indent=2, default=str))
+        print(f"results: {Path(args.out).resolve()}")
+    return 0
