@@ -10,6 +10,12 @@ the rate an uninterrupted run would. Likewise the batch order of epoch e is a pe
 ``seed·1_000_003 + e`` and the RNG is re-seeded from ``(seed, t)`` before step t, so resuming from a checkpoint
 replays the same batches and the same dropout masks: the final tensors equal an uninterrupted run's (on CPU).
 
+Precision: fp32 by default, as the official code (``model.float()``). ``amp=True`` is an opt-in bfloat16 autocast for
+the encoder passes on CUDA; even then the reprogrammer's logits and loss are computed in fp32
+(:func:`reprolab.reprogramming.losses.contrastive_loss` leaves autocast). On a tiny model one RP step under bf16
+already moved the logits by up to ±0.42 at scale 100 and the frame gradient by ≈ 6 % (``docs/fidelity.md``), which
+is why it is off unless asked for. The runner records ``amp`` in every result row.
+
 A checkpoint holds the method's trainable tensors, the optimiser state (moments and step counts) and the
 loop position — safetensors + JSON through :mod:`reprolab.checkpoint`, written atomically.
 """
@@ -37,7 +43,7 @@ class TrainConfig:
     warmup: int = 500
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
-    amp: bool = True  # bfloat16 autocast, CUDA only
+    amp: bool = False  # opt-in bfloat16 autocast of the encoder passes, CUDA only (official: fp32)
     ckpt_every: int = 100
     progress: bool = True
 

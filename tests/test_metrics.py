@@ -109,3 +109,69 @@ def test_holistic_is_mean_of_parts():
     assert np.isnan(holistic_score(0.9, float("nan"), 0.75))
     with pytest.raises(ReprolabError):
         holistic_score(90.0, 60.0, 75.0)
+
+
+# ----- convention="official": the official reprogrammer code's compute_metrics.py, hand-computed ------------------
+# Tied set: ID = [1, 1, 2, 3], OOD = [1, 1, 0, 2]. Official FPR95: t = sorted(ID)[round(0.2) = 0] = 1 and OOD > 1
+# (strict) is {2}: 1/4. Kit: TPR >= 0.95 needs all 4 ID images, threshold 1, OOD >= 1 is 3 of 4: 3/4.
+# The official curve (ID kept, OOD kept) after removing the lowest scores, a tie group at once:
+#   (4,4) (4,3) (2,1) (1,0) (0,0).
+# AUIN = trapezoid of precision over recall, from the fixed point (recall 1, precision 0.5) through
+#   (1, 4/8) (1, 4/7) (1/2, 2/3) (1/4, 1) [(0,0) has no precision and is skipped] to the fixed point (0, 0):
+#   1/2·(4/7 + 2/3)/2 + 1/4·(2/3 + 1)/2 + 1/4·(1 + 0)/2 = 13/42 + 5/24 + 1/8 = 9/14.
+# AUOUT = trapezoid of OOD-precision (OOD removed / removed) over 1 − FPR, from the fixed point (0, 0) through
+#   (1/4, 1) (3/4, 3/5) (1, 4/7) (1, 4/8) to the fixed point (1, 0.5):
+#   1/4·(0 + 1)/2 + 1/2·(1 + 3/5)/2 + 1/4·(3/5 + 4/7)/2 = 1/8 + 2/5 + 41/280 = 47/70.
+# AUROC = (2 + 2 + 3.5 + 4)/16 = 23/32 in both conventions. The kit's average precision: AUPR-In
+#   1/4·1 + 1/4·2/3 + 1/2·4/7 = 59/84, AUPR-Out 1/4·1 + 1/2·3/5 + 1/4·4/7 = 97/140.
+TIED_ID, TIED_OOD = [1.0, 1.0, 2.0, 3.0], [1.0, 1.0, 0.0, 2.0]
+
+
+def test_official_convention_on_a_tied_set_is_hand_computed():
+    m = ood_metrics(TIED_ID, TIED_OOD, convention="official")
+    assert m["fpr95"] == 0.25
+    assert m["auroc"] == pytest.approx(23 / 32, abs=1e-15)
+    assert m["aupr_in"] == pytest.approx(9 / 14, abs=1e-15)
+    assert m["aupr_out"] == pytest.approx(47 / 70, abs=1e-15)
+    k = ood_metrics(TIED_ID, TIED_OOD)
+    assert k["fpr95"] == 0.75 and k["auroc"] == pytest.approx(23 / 32)
+    assert k["aupr_in"] == pytest.approx(59 / 84) and k["aupr_out"] == pytest.approx(97 / 140)
+
+
+def test_official_convention_on_the_small_n19_set_is_hand_computed():
+    """ID = 1..19 (distinct), OOD = [0.5, 1.2, 1.4, 1.6, 1.8, 30, 40]: the issue's n = 19 case, 0.857 vs 0.286."""
+    from fractions import Fraction as Fr
+
+    ids, ood = list(range(1, 20)), [0.5, 1.2, 1.4, 1.6, 1.8, 30.0, 40.0]
+    m, k = ood_metrics(ids, ood, convention="official"), ood_metrics(ids, ood)
+    # official: t = sorted(ID)[round(0.95) = 1] = 2, OOD > 2 is {30, 40}; kit: all 19 ID kept (t = 1), OOD >= 1: 6
+    assert m["fpr95"] == pytest.approx(2 / 7) and k["fpr95"] == pytest.approx(6 / 7)
+    assert m["auroc"] == pytest.approx((19 + 4 * 18) / 133) == k["auroc"]
+    # AUIN: the curve keeps (19,7) (19,6) (18,6) (18,5) … (18,2) (17,2) (16,2) … (0,2) (0,1) (0,0); recall drops by
+    # 1/19 three kinds of times: 19/25 → 18/24, 18/20 → 17/19, then k/(k+2) → (k−1)/(k+1) for k = 17 … 1.
+    steps = [(Fr(19, 25), Fr(18, 24)), (Fr(18, 20), Fr(17, 19))] + [
+        (Fr(k, k + 2), Fr(k - 1, k + 1)) for k in range(1, 18)
+    ]
+    auin = sum((a + b) / 2 for a, b in steps) / 19
+    assert m["aupr_in"] == pytest.approx(float(auin), abs=1e-15)
+    # AUOUT: 1 − FPR rises by 1/7 at each OOD image removed; OOD-precision before → after each rise:
+    # 0 → 1, 1/2 → 2/3, 2/3 → 3/4, 3/4 → 4/5, 4/5 → 5/6, 5/24 → 6/25, 6/25 → 7/26.
+    rises = [(0, 1), (Fr(1, 2), Fr(2, 3)), (Fr(2, 3), Fr(3, 4)), (Fr(3, 4), Fr(4, 5)), (Fr(4, 5), Fr(5, 6))]
+    rises += [(Fr(5, 24), Fr(6, 25)), (Fr(6, 25), Fr(7, 26))]
+    auout = sum((a + b) / 2 for a, b in rises) / 7
+    assert m["aupr_out"] == pytest.approx(float(auout), abs=1e-15)
+
+
+def test_official_fpr95_counts_ties_with_the_threshold_as_rejected_and_rounds_half_to_even():
+    assert ood_metrics([0.5] * 4, [0.5] * 3, convention="official")["fpr95"] == 0.0  # kit: 1.0
+    assert ood_metrics([0.5] * 4, [0.5] * 3)["fpr95"] == 1.0
+    # n_ID = 10: round(0.5) = 0 (half to even), so t = the lowest ID score 1 and OOD 1.5 counts
+    assert ood_metrics(list(range(1, 11)), [1.5, 0.0], convention="official")["fpr95"] == 0.5
+    # n_ID = 30: 0.05·30 = 1.5000000000000002 in floats, round → 2, t = 3 — OOD 2.5 is rejected
+    assert ood_metrics(list(range(1, 31)), [2.5, 3.5], convention="official")["fpr95"] == 0.5
+
+
+def test_unknown_convention_is_a_one_line_error():
+    with pytest.raises(ReprolabError, match="'kit'") as e:
+        ood_metrics([1.0], [0.0], convention="mcm")
+    assert "\n" not in str(e.value)

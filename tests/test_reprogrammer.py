@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import TinySet
 
-from reprolab.errors import CheckpointError, NonFiniteLossError, ReprolabError
+from reprolab.errors import CheckpointError, NonFiniteLossError, ReprolabError, ShapeError
 from reprolab.methods.base import ZeroShot
 from reprolab.methods.reprogrammer import Reprogrammer, ResidualReprogrammer
 from reprolab.reprogramming.image_reprogrammer import ImageReprogrammer
@@ -37,6 +37,36 @@ def test_frame_is_zero_inside_bounded_and_output_clamped():
     assert d.abs().max() <= 1 and d.abs().max() > 0.99
     out = rp(torch.rand(2, 3, 32, 32))
     assert out.min() >= 0 and out.max() <= 1
+
+
+def test_up_res_larger_than_the_canvas_is_a_one_line_error():
+    """Operator precedence once let up_res = 300 through on a 224 canvas (silently cropped)."""
+    for bad in (dict(up_res=300), dict(image_res=0), dict(up_res=0)):
+        with pytest.raises(ShapeError, match="up_res ≤ canvas") as e:
+            ImageReprogrammer(canvas=224, **bad)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ShapeError, match="'official'"):
+        ImageReprogrammer(canvas=32, image_res=16, up_res=32, mr_res=20, resize="nearest")
+
+
+def test_odd_mr_res_cuts_an_mr_by_mr_hole():
+    """The kit's choice for odd mr_res: an mr² hole (the official code cuts (mr − 1)², docs/fidelity.md)."""
+    for mr in (191, 101, 192):
+        m = ImageReprogrammer(canvas=224, image_res=64, up_res=224, mr_res=mr).mask[0]
+        assert int((m == 0).sum()) == mr * mr
+        rows = (m == 0).any(dim=1).nonzero().flatten()
+        assert rows[0] == (224 - mr) // 2 and len(rows) == mr
+
+
+def test_bilinear_resize_is_the_kits_earlier_path_exactly():
+    """resize="bilinear" (the kit default) must keep the pixels the shipped fair comparisons were computed with."""
+    import torch.nn.functional as F
+
+    x = torch.rand(2, 3, 32, 32)
+    rp = ImageReprogrammer(canvas=56, image_res=16, up_res=40, mr_res=40)
+    a = F.interpolate(x, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+    a = F.pad(F.interpolate(a, size=(40, 40), mode="bilinear", align_corners=False), (8, 8, 8, 8)).clamp(0, 1)
+    assert torch.equal(rp.place(x), a)
 
 
 def test_focal_loss_matches_a_hand_computed_case():

@@ -31,7 +31,10 @@ def rrp_features(rp_method, sets, cache=None, batch_size: int = 256, progress: b
         raise ReprolabError(f"rrp_features needs a Reprogrammer or ResidualReprogrammer, got {type(rp).__name__}")
     if not rp.classnames:
         raise ReprolabError("the reprogrammer has no classes; call rp.setup(id_set.classnames) first")
-    zs = ZeroShot(rp.encoder, rp.template).setup(rp.classnames)
+    if isinstance(rp_method, ResidualReprogrammer):  # its zero-shot half: ``zs_input`` "full" or "reduced"
+        zs = rp_method.zero_shot_branch()
+    else:
+        zs = ZeroShot(rp.encoder, rp.template).setup(rp.classnames)
     f_rp = collect(rp, sets, cache, batch_size, progress=progress)
     f_zs = collect(zs, sets, cache, batch_size, progress=progress)
     was = rp.training

@@ -19,6 +19,27 @@ Metrics (Hendrycks & Gimpel 2017; MCM, Ming et al. NeurIPS 2022; Geng & Chen arX
 * **AUPR-Out** = average precision with OOD positive on negated scores, ``average_precision_score(1-y, -s)``.
 * **Holistic** = (ID acc + mean shift acc + AUROC) / 3 — see :func:`holistic_score`.
 
+Why this convention: it is MCM's (Ming et al., the OOD score the paper uses: ``roc_auc_score`` and
+``average_precision_score``), scikit-learn's implementations are the field's reference, they treat tied scores
+exactly, and the FPR95 threshold always keeps at least 95 % of the ID images.
+
+The official reprogrammer code (``compute_metrics.py``) differs — ``ood_metrics(..., convention="official")``
+reproduces it exactly (float for float):
+
+* **FPR95**: threshold ``t = sorted(ID)[round(0.05·n_ID)]`` (Python's round, half to even), FPR = #{OOD > t}/n_OOD
+  with a *strict* ``>``. It keeps fewer than 95 % of the ID images (n = 19: 17/19 = 0.895), and OOD scores tied
+  with t count as rejected, so it is optimistic on small or tied sets: n_ID = 19 gives 0.857 here vs 0.286
+  official on one measured set; all-equal scores give 1.0 vs 0.0. On large sets without ties (n_ID ∈ {1000, 10000,
+  50000}) both agree.
+* **AUROC**: a trapezoid over its tie-collapsed curve — equal to ``roc_auc_score`` on every set tried.
+* **AUPR-In / AUPR-Out** ("AUIN"/"AUOUT"): a trapezoid of precision vs recall with fixed end points (precision 0.5
+  at recall 1 and 0 at recall 0 for AUIN; 0 and 0.5 at the ends for AUOUT), instead of the step-wise average
+  precision: ≈ 1e-3 apart on 1000-image sets, far apart on tiny or heavily tied sets (1 vs 1 image: 1.0 vs 0.5).
+* **Scores in float32**: MCM at T = 0.01 saturates to exactly 1.0 once the top-2 cosine margin exceeds ≈ 0.17,
+  adding ties (AUROC shifts of up to 0.01 measured). The kit computes scores in float64
+  (:mod:`reprolab.evaluation.scores`); to mimic the official numbers, cast the scores to float32 before the metric.
+  (MCM's own FPR95 picks the threshold whose recall is *closest* to 0.95 — a third variant, one plateau step away.)
+
 :func:`fast_fpr95_auroc` is a numpy-only sort-based twin of FPR95 and AUROC (exact, ties included), used
 where metrics are recomputed many times (e.g. the α slider); tests check it against scikit-learn.
 """
@@ -30,7 +51,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from reprolab.errors import ShapeError
 
-__all__ = ["accuracy", "ood_metrics", "fast_fpr95_auroc", "holistic_score", "to_numpy"]
+__all__ = ["accuracy", "ood_metrics", "official_ood_metrics", "fast_fpr95_auroc", "holistic_score", "to_numpy"]
+
+CONVENTIONS = ("kit", "official")
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 names it trapz (the same function)
 
 
 def to_numpy(x, name: str = "input", dtype=np.float64) -> np.ndarray:
@@ -84,12 +108,17 @@ def _labels_and_scores(id_scores, ood_scores):
     return i, o, y, np.concatenate([i, o])
 
 
-def ood_metrics(id_scores, ood_scores) -> dict:
+def ood_metrics(id_scores, ood_scores, convention: str = "kit") -> dict:
     """FPR95, AUROC, AUPR-In, AUPR-Out (fractions) from ID and OOD scores, higher = more ID.
 
-    Reference implementation on scikit-learn (see the module docstring for the definitions).
+    ``convention="kit"``: the reference implementation on scikit-learn; ``"official"``: the official reprogrammer
+    code's formulas (:func:`official_ood_metrics`). See the module docstring for both.
     Returns ``{"fpr95", "auroc", "aupr_in", "aupr_out"}`` as Python floats.
     """
+    if convention == "official":
+        return official_ood_metrics(id_scores, ood_scores)
+    if convention != "kit":
+        raise ShapeError(f"convention={convention!r}; use 'kit' (scikit-learn, as MCM) or 'official'")
     _, _, y, s = _labels_and_scores(id_scores, ood_scores)
     fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
     k = int(np.argmax(tpr >= 0.95))  # first (largest-threshold) point with TPR >= 0.95; tpr[-1] == 1 always
@@ -98,6 +127,35 @@ def ood_metrics(id_scores, ood_scores) -> dict:
         "auroc": float(roc_auc_score(y, s)),
         "aupr_in": float(average_precision_score(y, s)),
         "aupr_out": float(average_precision_score(1 - y, -s)),
+    }
+
+
+def official_ood_metrics(id_scores, ood_scores) -> dict:
+    """The official reprogrammer code's FPR95, AUROC, AUIN and AUOUT (``compute_metrics.py``), written from its
+    definitions (module docstring) and equal to it float for float; same keys as :func:`ood_metrics`.
+
+    Its curve has one point per removed image, lowest score first: point 0 keeps everything and point j ≥ 1 keeps
+    the scores strictly above the j-th lowest score of all (so tied scores leave together).
+    """
+    i, o, _, _ = _labels_and_scores(id_scores, ood_scores)
+    known, novel = np.sort(i), np.sort(o)
+    n_k, n_n = len(known), len(novel)
+    fpr95 = np.sum(novel > known[round(0.05 * n_k)]) / float(n_n)
+    cut = np.sort(np.concatenate([known, novel]))
+    tp = np.r_[n_k, n_k - np.searchsorted(known, cut, side="right")]  # ID kept at each point
+    fp = np.r_[n_n, n_n - np.searchsorted(novel, cut, side="right")]  # OOD kept
+    tpr = np.r_[1.0, tp / tp[0], 0.0]
+    fpr = np.r_[1.0, fp / fp[0], 0.0]
+    kept, removed = tp + fp, (tp[0] - tp) + (fp[0] - fp)
+    use_in = np.r_[True, kept > 0, True]
+    prec_in = np.r_[0.5, tp / np.where(kept > 0, kept, -1), 0.0]
+    use_out = np.r_[True, removed > 0, True]
+    prec_out = np.r_[0.0, (fp[0] - fp) / np.where(removed > 0, removed, -1), 0.5]
+    return {
+        "fpr95": float(fpr95),
+        "auroc": float(-_trapezoid(1.0 - fpr, tpr)),
+        "aupr_in": float(-_trapezoid(prec_in[use_in], tpr[use_in])),
+        "aupr_out": float(_trapezoid(prec_out[use_out], (1.0 - fpr)[use_out])),
     }
 
 

@@ -194,6 +194,14 @@ class Runner:
             self.out / "scores" / f"{spec.name}-s{seed}.npz", method, self.all_sets, self.cache, self.cfg, logits
         )
 
+    def row_settings(self, spec: MethodSpec, method) -> dict:
+        """Recorded in every test row: the choices where the kit and the official code can differ (template, resize,
+        RRP's zs_input: ``Method.row_settings``) and the training precision ``amp`` (of the base for RRP/WiSE-FT)."""
+        from reprolab.training import TrainConfig
+
+        train = self.specs[spec.base].train if spec.base else spec.train
+        return dict(method.row_settings(), amp=bool(train.get("amp", TrainConfig.amp)))
+
     def run_one(self, spec: MethodSpec, seed: int) -> None:
         h = self.spec_hash(spec)
         have = self.present(spec, h, seed) if self.resume else set()
@@ -210,7 +218,8 @@ class Runner:
         else:
             method = self.trained(spec, seed)
         rows = [r for r in self.evaluate(spec, method, missing, seed) if (r["eval_set"], r.get("alpha")) in missing]
-        full = annotate(self, spec, method, seed, full_rows(self, spec, rows, seed, h), h)  # + validation marks
+        rows = full_rows(self, spec, rows, seed, h, **self.row_settings(spec, method))
+        full = annotate(self, spec, method, seed, rows, h)  # + validation marks
         self.db.append_many(full)
         log(f"seed {seed} · {spec.name}: {len(full)} rows appended")
         del method

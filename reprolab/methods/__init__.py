@@ -3,7 +3,7 @@
 >>> m = build_method("coop", load_encoder("tiny"), n_ctx=4).setup(["cat", "dog"])
 
 ``build_method(name, encoder, **kw)`` passes ``kw`` to the class's constructor, except for
-``residual_reprogrammer`` (``alpha_zeroshot`` and ``renormalise`` go to the residual wrapper, the rest to the
+``residual_reprogrammer`` (``alpha_zeroshot``, ``renormalise`` and ``zs_input`` go to the residual wrapper, the rest to the
 inner :class:`Reprogrammer`) and ``wise_ft`` (``finetuned=`` a trained FineTune/LPFT, optional; otherwise load a
 fine-tuning checkpoint into it with ``load_trainable_state``).
 
@@ -45,7 +45,7 @@ def build_method(name: str, encoder, **kw) -> Method:
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; use one of: {', '.join(METHODS)}")
     if name == "residual_reprogrammer":
-        outer = {k: kw.pop(k) for k in ("alpha_zeroshot", "renormalise") if k in kw}
+        outer = {k: kw.pop(k) for k in ("alpha_zeroshot", "renormalise", "zs_input") if k in kw}
         _check_kwargs(Reprogrammer, kw)
         return ResidualReprogrammer(Reprogrammer(encoder, **kw), **outer)
     if name == "wise_ft":

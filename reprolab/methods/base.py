@@ -5,6 +5,11 @@ A method turns raw images in [0,1] (at the dataset's own size) into class logits
 L2-normalised image and text features and logits = s · f_I f_Tᵀ with s = ``encoder.logit_scale`` = 100 (T = 0.01);
 classifier baselines (linear probe, fine-tuning) produce head outputs directly. Either way, ``logits`` is what
 accuracy and the OOD scores (MCM, energy, max-logit) are computed from.
+
+Class prompts come from ``template`` (``str.format`` with the class name; every CLIP-style method takes it as a
+parameter, so a run config sets it per method). The kit's default is ``"a photo of a {}."``; the official code uses
+``OFFICIAL_TEMPLATE = "a photo of a {}"`` (no period, ``utils/label_map.py``) for CIFAR and ImageNet, and
+``configs/paper/`` uses that. Every result row records the template (:meth:`Method.row_settings`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from torch import Tensor, nn
 from reprolab.errors import CheckpointError
 
 DEFAULT_TEMPLATE = "a photo of a {}."
+OFFICIAL_TEMPLATE = "a photo of a {}"
 
 
 class Method(nn.Module):
@@ -100,6 +106,10 @@ class Method(nn.Module):
 
     def config(self) -> dict:
         return {"method": self.name, "encoder": self.encoder.id, "template": self.template}
+
+    def row_settings(self) -> dict:
+        """Settings every result row of this method records (where the kit and the official code may differ)."""
+        return {"template": self.template}
 
     def frozen_named_parameters(self):
         """The encoder's weights (frozen for every method but fine-tuning)."""

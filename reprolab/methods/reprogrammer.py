@@ -6,7 +6,20 @@ in-batch focal loss of :mod:`reprolab.reprogramming.losses`. ``mode`` selects ``
 Optimisers (official defaults): image — Adam, lr 5e-3, weight decay 0.1; text — AdamW, lr 5e-4,
 betas (0.9, 0.98), eps 1e-6, weight decay 0.1.
 
-RRP: the equation lives in :mod:`reprolab.reprogramming.residual`; here it is wired to a trained RP and the zero-shot encoder.
+Resizing (``resize``): ``"bilinear"`` (the kit's default) or ``"official"`` (PIL bicubic with the official code's
+uint8 round trips; ``configs/paper/``), see :mod:`reprolab.reprogramming.image_reprogrammer`.
+
+RRP: the equation lives in :mod:`reprolab.reprogramming.residual`; here it is wired to a trained RP and the zero-shot
+encoder. What the zero-shot half encodes (``zs_input``):
+
+* ``"full"`` (the kit's default): the dataset image resized to the canvas (``encoder.resize``), as the plain
+  zero-shot method sees it;
+* ``"reduced"`` (the official code, ``configs/paper/``): the image the reprogrammer sees before its frame — reduced
+  to ``image_res`` and upsampled to the whole canvas with the reprogrammer's ``resize`` kernel (official
+  ``evaluate_*.py``: CLIP's preprocess applied to the loader's ``image_res`` image). The official code also runs this
+  branch in fp16 on the GPU; the kit keeps fp32.
+
+Every result row records ``template``, ``resize`` and ``zs_input`` (:meth:`Method.row_settings`).
 """
 
 from __future__ import annotations
@@ -15,10 +28,10 @@ import torch
 from torch import Tensor
 
 from reprolab.errors import ReprolabError
-from reprolab.methods.base import DEFAULT_TEMPLATE, Method
+from reprolab.methods.base import DEFAULT_TEMPLATE, Method, ZeroShot
 from reprolab.reprogramming.image_reprogrammer import ImageReprogrammer
 from reprolab.reprogramming.losses import contrastive_loss
-from reprolab.reprogramming.residual import check_alpha, residual_logits
+from reprolab.reprogramming.residual import blend, check_alpha, residual_logits
 from reprolab.reprogramming.text_reprogrammer import TextReprogrammer
 
 
@@ -34,6 +47,7 @@ class Reprogrammer(Method):
         mr_res: int | None = None,
         dropout: float = 0.0,
         init_std: float = 1.0,
+        resize: str = "bilinear",
         loss: str = "focal",
         focal_alpha: float = 0.8,
         focal_gamma: float = 4.0,
@@ -57,6 +71,7 @@ class Reprogrammer(Method):
             mr_res=mr_res or round(192 * S / 224),
             dropout=dropout,
             init_std=init_std,
+            resize=resize,
         )
         self.mode, self.loss_kind, self.focal = mode, loss, (focal_alpha, focal_gamma)
         self.hp = dict(
@@ -114,6 +129,9 @@ class Reprogrammer(Method):
             return zs if rows is None else zs[rows]
         return self.text_rp(self.class_tokens(rows))
 
+    def row_settings(self) -> dict:
+        return dict(super().row_settings(), resize=self.geometry["resize"])
+
     def training_loss(self, images, labels):
         fi = self.image_features(images)
         ft = self.text_features(rows=labels.cpu())
@@ -146,38 +164,70 @@ class Reprogrammer(Method):
         )
 
 
+ZS_INPUTS = ("full", "reduced")
+
+
+class ReducedZeroShot(ZeroShot):
+    """Zero-shot on the reprogrammer's reduced view (``ImageReprogrammer.zero_shot_view``): the official RRP's
+    zero-shot branch. Nothing trained; its config names the view, so its cached features never mix with the plain
+    zero-shot ones."""
+
+    def __init__(self, rp: Reprogrammer):
+        super().__init__(rp.encoder, rp.template)
+        self.view = rp.image_rp.zero_shot_view
+        self.view_config = dict(zs_input="reduced", image_res=rp.geometry["image_res"], resize=rp.geometry["resize"])
+
+    def image_features(self, images: Tensor) -> Tensor:
+        return self.encoder.encode_image(self.view(images))
+
+    def config(self) -> dict:
+        return dict(super().config(), **self.view_config)
+
+
 class ResidualReprogrammer(Method):
-    """RRP: logits from (1−α)·RP + α·zero-shot features on both towers; α = ``alpha_zeroshot``."""
+    """RRP: logits from (1−α)·RP + α·zero-shot features on both towers; α = ``alpha_zeroshot``; the zero-shot
+    half sees ``zs_input`` (module docstring)."""
 
     name = "residual_reprogrammer"
 
-    def __init__(self, reprogrammer: Reprogrammer, alpha_zeroshot: float = 0.4, renormalise: bool = False):
+    def __init__(
+        self, reprogrammer: Reprogrammer, alpha_zeroshot: float = 0.4, renormalise: bool = False, zs_input: str = "full"
+    ):
         super().__init__(reprogrammer.encoder, reprogrammer.template)
+        if zs_input not in ZS_INPUTS:
+            raise ReprolabError(f"zs_input={zs_input!r}; use 'full' (kit) or 'reduced' (official code)")
         self.rp = reprogrammer
         self.alpha_zeroshot = check_alpha(alpha_zeroshot)
         self.renormalise = renormalise
+        self.zs_input = zs_input
 
     def setup(self, classnames):
         super().setup(classnames)
         self.rp.setup(classnames)
         return self
 
-    def image_features(self, images):  # blended image features (for drift and caching)
-        from reprolab.reprogramming.residual import blend
+    def zero_shot_branch(self) -> ZeroShot:
+        """The zero-shot method whose image features form the α-weighted half (set up for the same classes)."""
+        zs = ZeroShot(self.encoder, self.template) if self.zs_input == "full" else ReducedZeroShot(self.rp)
+        return zs.setup(self.rp.classnames)
 
+    def zero_shot_image_features(self, images: Tensor) -> Tensor:
+        if self.zs_input == "full":
+            return super().image_features(images)
+        return self.encoder.encode_image(self.rp.image_rp.zero_shot_view(images))
+
+    def image_features(self, images):  # blended image features (for drift and caching)
         return blend(
-            self.rp.image_features(images), super().image_features(images), self.alpha_zeroshot, self.renormalise
+            self.rp.image_features(images), self.zero_shot_image_features(images), self.alpha_zeroshot, self.renormalise
         )
 
     def text_features(self):
-        from reprolab.reprogramming.residual import blend
-
         return blend(self.rp.text_features(), self.zero_shot_text_features(), self.alpha_zeroshot, self.renormalise)
 
     def logits(self, images):
         return residual_logits(
             self.rp.image_features(images),
-            super().image_features(images),
+            self.zero_shot_image_features(images),
             self.rp.text_features(),
             self.zero_shot_text_features(),
             self.alpha_zeroshot,
@@ -191,7 +241,15 @@ class ResidualReprogrammer(Method):
     def load_trainable_state(self, state):
         self.rp.load_trainable_state(state)
 
+    def row_settings(self) -> dict:
+        return dict(self.rp.row_settings(), zs_input=self.zs_input)
+
     def config(self):
+        extra = {} if self.zs_input == "full" else {"zs_input": self.zs_input}  # "full": the key the kit always had
         return dict(
-            self.rp.config(), method=self.name, alpha_zeroshot=self.alpha_zeroshot, renormalise=self.renormalise
+            self.rp.config(),
+            method=self.name,
+            alpha_zeroshot=self.alpha_zeroshot,
+            renormalise=self.renormalise,
+            **extra,
         )
