@@ -9,7 +9,7 @@
   STL-10's classes are airplane, bird, car, cat, deer, dog, horse, monkey, ship, truck; they are **remapped to
   CIFAR-10 indices** (:data:`STL10_TO_CIFAR10`) and monkey (no CIFAR-10 class) is dropped, leaving 7,200 images.
   The official IBM/reprogrammer code fed STL-10's own indices to a CIFAR-10 head without this remap, so bird, car
-  and horse images were scored against the wrong class (and monkey was kept).
+  and horse images were scored against the wrong class (its STL-10 loader drops monkey too, ``remove_monkeys=True``).
 * ``cifar10c:<family>:<severity>``: CIFAR-10 test images corrupted on the fly (:mod:`corruptions`); with
   ``official=True`` the released CIFAR-10-C ``.npy`` files (``<root>/CIFAR-10-C/<family>.npy``) are read instead.
 """
