@@ -134,3 +134,68 @@ def test_result_rows_record_template_resize_zs_input_and_amp(tiny):
     assert got == {"template": "a photo of a {}", "resize": "official", "zs_input": "reduced", "amp": False}
     zs = build_method("zeroshot", tiny, **cfg.method("zeroshot").params)
     assert Runner.row_settings(fake, cfg.method("zeroshot"), zs) == {"template": "a photo of a {}", "amp": False}
+
+
+def test_rrp_sweep_features_use_the_reduced_view_and_never_share_a_cache_entry(tiny, tmp_path):
+    from conftest import TinySet
+
+    from reprolab.evaluation.alpha_sweeps import rrp_features
+    from reprolab.evaluation.features import FeatureCache
+    from reprolab.reprogramming.residual import residual_logits
+
+    ds = TinySet(n=8)
+    rp = Reprogrammer(tiny, mode="both", resize="official").setup(ds.classnames)
+    red = ResidualReprogrammer(rp, 0.4, zs_input="reduced").setup(ds.classnames)
+    full = ResidualReprogrammer(rp, 0.4).setup(ds.classnames)
+    cache = FeatureCache(tmp_path)
+    f_full = rrp_features(full, [ds], cache, batch_size=4, progress=False)["sets"][ds.name]
+    feats = rrp_features(red, [ds], cache, batch_size=4, progress=False)
+    f = feats["sets"][ds.name]
+    assert not torch.equal(f["image_zs"], f_full["image_zs"])  # a separate cache entry, not the plain zero-shot one
+    with torch.no_grad():
+        want = red.logits(ds.images)
+    got = residual_logits(f["image_rp"], f["image_zs"], feats["text_rp"], feats["text_zs"], 0.4)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+RUN = """
+encoder: tiny
+train_subset: 16
+test_subset: 12
+shift_subset: 8
+ood_subset: 8
+shift_sets: [cifar10c:contrast:3]
+ood_sets: [sklearn_digits]
+eval_batch_size: 16
+rrp_alphas: [0.5]
+methods:
+  - name: zeroshot
+    params: {template: "a photo of a {}"}
+  - name: reprogrammer
+    params: {resize: official, template: "a photo of a {}"}
+    train: {steps: 2, batch_size: 8, warmup: 1, progress: false}
+  - name: residual_reprogrammer
+    params: {zs_input: reduced}
+"""
+
+
+def test_a_run_records_the_choices_in_every_test_row(tmp_path, shared_datasets):
+    from reprolab.experiment.results import ResultsDB
+    from reprolab.experiment.runner import run
+
+    (tmp_path / "c.yaml").write_text(RUN)
+    run(load_config(tmp_path / "c.yaml"), tmp_path / "out")
+    rows = ResultsDB(tmp_path / "out" / "results.jsonl").rows()
+    want = {
+        "zeroshot": {"template": "a photo of a {}", "amp": False},
+        "reprogrammer": {"template": "a photo of a {}", "amp": False, "resize": "official"},
+        "residual_reprogrammer": {
+            "template": "a photo of a {}",
+            "amp": False,
+            "resize": "official",
+            "zs_input": "reduced",
+        },
+    }
+    assert {r["method"] for r in rows} == set(want)
+    for r in rows:
+        assert {k: r.get(k) for k in want[r["method"]]} == want[r["method"]], r["method"]
