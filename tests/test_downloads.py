@@ -118,22 +118,22 @@ def test_cifar10_download_lands_is_verified_loads_and_is_fetched_once(empty_root
     serve(monkeypatch, served, base, "cifar10", cifar10_archive(monkeypatch))
     ds = load_dataset("cifar10", "test")
     out = capsys.readouterr().out
-    assert "'cifar10' is not on this machine: downloading cifar-10-python.tar.gz" in out and "MD5" in out
-    assert f"'cifar10' ready in {empty_root / 'cifar-10-batches-py'}" in out
+    assert out.count("\n") == 1 and "'cifar10' was not on this machine: downloaded cifar-10-python.tar.gz (" in out
+    assert f"MD5 verified) from {base} into {empty_root / 'cifar-10-batches-py'}" in out
     assert len(ds) == 20 and ds.labels.tolist() == list(range(10)) * 2
     assert torch.equal(ds[3][0], torch.from_numpy(TEST[3]).float() / 255)
     assert sorted(p.name for p in empty_root.iterdir()) == ["cifar-10-batches-py"]  # the archive is gone
     (served / "cifar-10-python.tar.gz").unlink()  # a second load must not need the server
     train = load_dataset("cifar10", "train", subset=20, seed=0)
     assert len(train) == 20 and train.labels.bincount().tolist() == [2] * 10
-    assert "downloading" not in capsys.readouterr().out
+    assert "downloaded" not in capsys.readouterr().out
 
 
 def test_dtd10_is_built_from_the_dtd_download_and_textures_reuses_it(empty_root, data_server, monkeypatch, capsys):
     base, served = data_server
     serve(monkeypatch, served, base, "dtd", dtd_archive())
     ds = load_dataset("dtd10")
-    assert "downloading dtd-r1.0.1.tar.gz" in capsys.readouterr().out
+    assert "downloaded dtd-r1.0.1.tar.gz" in capsys.readouterr().out
     assert len(ds) == 20 and (ds.labels == -1).all() and ds.ids[0] == "banded/banded_0001.png"
     original = Image.open(io.BytesIO(jpeg(1, (56, 40)))).convert("RGB")  # banded_0001 as served
     want = TF.center_crop(TF.resize(original, 32, TF.InterpolationMode.BILINEAR, antialias=True), 32)
@@ -142,7 +142,7 @@ def test_dtd10_is_built_from_the_dtd_download_and_textures_reuses_it(empty_root,
     assert big[0][0].shape == (3, 224, 224) and big.ids[-1] == "crystalline/crystalline_0002.jpg"
     assert sorted(p.name for p in (empty_root / "dtd10").iterdir()) == ["224px", "32px"]
     textures = load_dataset("textures")  # the full DTD came with it: 11 classes here, no second download
-    assert len(textures) == 22 and "downloading" not in capsys.readouterr().out
+    assert len(textures) == 22 and "downloaded" not in capsys.readouterr().out
     assert leftovers(empty_root) == []
 
 
@@ -233,7 +233,7 @@ def test_quickstart_from_an_empty_data_root_skips_then_adds_a_missing_ood_set(
     ]
     assert main(args) == 0
     log = capsys.readouterr().out
-    assert "downloading cifar-10-python.tar.gz" in log and "downloading dtd-r1.0.1.tar.gz" in log
+    assert "downloaded cifar-10-python.tar.gz" in log and "downloaded dtd-r1.0.1.tar.gz" in log
     line = next(x for x in log.splitlines() if "not evaluated: fashion_mnist_ood" in x)
     assert "404" in line and "apt-get install dataset-fashion-mnist" in line
     rows = ResultsDB(out / "results.jsonl").rows()
@@ -243,7 +243,7 @@ def test_quickstart_from_an_empty_data_root_skips_then_adds_a_missing_ood_set(
     for f in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         (served / f"hidden-{f}").rename(served / f)
     assert main(args) == 0
-    assert "downloading t10k-images-idx3-ubyte.gz" in capsys.readouterr().out
+    assert "downloaded t10k-images-idx3-ubyte.gz" in capsys.readouterr().out
     rows = ResultsDB(out / "results.jsonl").rows()
     fashion = {r["method"] for r in rows if r["eval_set"] == "fashion_mnist_ood"}
     assert fashion == {r["method"] for r in rows}

@@ -86,6 +86,20 @@ def say(msg: str) -> None:
     print(f"[reprolab] {msg}", flush=True)
 
 
+def done(name: str, keys: list[str], where: Path) -> None:
+    """The one line after a download: what came, from where, how it was checked, where it is now."""
+    srcs = [SOURCES[k] for k in keys]
+    size = " + ".join(s.size for s in srcs if s.size) or "size not published"
+    checks = {
+        s.known_hash.split(":")[0].upper() + " verified" if s.known_hash else "no published checksum" for s in srcs
+    }
+    host = srcs[0].url.rsplit("/", 1)[0]
+    files = ", ".join(s.fname for s in srcs)
+    say(
+        f"'{name}' was not on this machine: downloaded {files} ({size}, {', '.join(sorted(checks))}) from {host}/ into {where}"
+    )
+
+
 def reason(err: Exception, timeout: float | None = None) -> str:
     """A short reason for a failed download (requests' and pooch's own messages run over several lines)."""
     import requests
@@ -112,15 +126,11 @@ def _retrieve(name: str, key: str, folder: Path, how: str) -> Path:
     if key not in SOURCES:
         raise DatasetNotFoundError(f"'{name}' has no download source '{key}'; {how}")
     src = SOURCES[key]
-    check = src.known_hash.split(":")[0].upper() if src.known_hash else "no published checksum"
-    say(
-        f"'{name}' is not on this machine: downloading {src.fname} ({src.size or 'size unknown'}, {check}) from {src.url}"
-    )
     timeout = float(os.environ.get("REPROLAB_DOWNLOAD_TIMEOUT") or 30)
     # total=1 until pooch sets the real size (pooch tests the bar for truth); delay: no bar when it fails at once
-    bar = tqdm(total=1, unit="B", unit_scale=True, desc=src.fname, leave=False, delay=1)
+    bar = tqdm(total=1, unit="B", unit_scale=True, desc=f"downloading {name}: {src.fname}", leave=False, delay=1)
     logger, level = pooch.get_logger(), pooch.get_logger().level
-    logger.setLevel(logging.WARNING)  # our own line above says what is fetched; pooch's would repeat it
+    logger.setLevel(logging.WARNING)  # the bar, then done()'s line or the error, say what happened
     try:
         got = pooch.retrieve(
             src.url,
@@ -174,7 +184,7 @@ def fetch_files(name: str, keys: list[str], root: Path, dest: str, how: str) -> 
         place(tmp / "files", root / dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    say(f"'{name}' ready in {root / dest}")
+    done(name, keys, root / dest)
     return root / dest
 
 
@@ -195,5 +205,5 @@ def fetch_archive(name: str, key: str, root: Path, top: str, how: str, dest: str
         place(out / top, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    say(f"'{name}' ready in {final}")
+    done(name, [key], final)
     return final
