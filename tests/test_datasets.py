@@ -1,5 +1,6 @@
-"""Dataset registry: real course copies (CIFAR-10, DTD-10, Fashion-MNIST), subsets/manifests, clear errors,
-and ImageNet / STL-10 loaders on tiny fakes made in tmp_path."""
+"""Dataset registry: real course copies (CIFAR-10, DTD-10, Fashion-MNIST), subsets/manifests, clear errors, where
+data live (roots), optional sets skipped with one line, and ImageNet / STL-10 loaders on tiny fakes in tmp_path.
+Downloads themselves: tests/test_downloads.py."""
 
 import json
 import os
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import require
 from PIL import Image
 
 from reprolab.datasets import (
@@ -15,11 +17,12 @@ from reprolab.datasets import (
     STL10_TO_CIFAR10,
     dataset_names,
     imagenet_wnids,
+    load_available,
     load_dataset,
     read_manifest,
+    roots,
     save_manifest,
 )
-from reprolab.datasets.ood import FASHION_SYSTEM_DIR
 from reprolab.errors import CorruptFileError, DatasetNotFoundError, ReprolabError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -111,7 +114,51 @@ def test_missing_dataset_gives_one_line_error(tmp_path):
     with pytest.raises(DatasetNotFoundError) as e:
         load_dataset("svhn", root=empty)
     msg = str(e.value)
-    assert "\n" not in msg and "'svhn' not found" in msg and str(empty) in msg and "download=True" in msg
+    assert "\n" not in msg and "'svhn' not found" in msg and str(empty) in msg and "download='auto'" in msg
+
+
+def test_default_data_root_does_not_depend_on_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("REPROLAB_DATA")
+    monkeypatch.chdir(tmp_path)
+    repo = Path(__file__).resolve().parents[1]
+    got = roots.data_roots()
+    assert got[0] == repo / "data" / "cache" and all(p.is_absolute() for p in got)  # checkout: data/cache
+    assert got[1:] == ([repo.parent / "shared" / "datasets"] if (repo.parent / "shared" / "datasets").is_dir() else [])
+    monkeypatch.setattr(roots, "in_checkout", lambda: False)  # an installed wheel: the per-user cache folder
+    monkeypatch.setattr("platformdirs.user_cache_path", lambda app: tmp_path / "user-cache" / app)
+    assert roots.data_roots() == [tmp_path / "user-cache" / "reprolab" / "data"]
+    monkeypatch.setenv("REPROLAB_DATA", os.pathsep.join(["/x", "~/y"]))  # overrides both
+    assert roots.data_roots() == [Path("/x"), Path("~/y").expanduser()]
+
+
+def test_downloads_go_to_the_first_writable_root(tmp_path):
+    read_only = tmp_path / "course"
+    read_only.mkdir()
+    read_only.chmod(0o555)  # like the course copy; skipped even when the tests run as root
+    try:
+        assert roots.download_root([read_only, tmp_path / "cache"]) == tmp_path / "cache"
+        assert (tmp_path / "cache").is_dir()
+        with pytest.raises(DatasetNotFoundError, match="no data root can be written"):
+            roots.download_root([read_only])
+    finally:
+        read_only.chmod(0o755)
+    assert roots.allow_download(True) and not roots.allow_download(False)
+    with pytest.raises(ReprolabError, match="'auto'"):
+        load_dataset("sklearn_digits", download="yes")
+
+
+def test_optional_sets_are_skipped_with_one_line(tmp_path, no_fashion_mnist):
+    lines = []
+    got = load_available(["sklearn_digits", "fashion_mnist_ood", "svhn"], root=tmp_path, say=lines.append, subset=5)
+    assert [d.name for d in got] == ["sklearn_digits"]
+    assert lines == [
+        "not evaluated: fashion_mnist_ood (not found on this machine); how to get it: downloads itself with "
+        "internet (torchvision's files, 30 MB), or apt-get install dataset-fashion-mnist",
+        "not evaluated: svhn (not found on this machine); how to get it: downloads itself with internet "
+        "(torchvision's archive)",
+    ]
+    with pytest.raises(DatasetNotFoundError, match="'cifar10' not found"):  # load_dataset: required, still an error
+        load_dataset("cifar10", root=tmp_path)
 
 
 def test_env_path_list_is_searched(tmp_path, monkeypatch):
@@ -139,11 +186,10 @@ def test_corrupt_image_names_the_file(tmp_path):
 
 
 def test_fashion_mnist_debian_package():
-    if not (FASHION_SYSTEM_DIR / "t10k-images-idx3-ubyte.gz").is_file():
-        msg = f"{FASHION_SYSTEM_DIR} missing: run apt-get install -y dataset-fashion-mnist"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    folder = roots.system_dir("fashion-mnist")
+    require(
+        (folder / "t10k-images-idx3-ubyte.gz").is_file(), f"{folder} missing: apt-get install dataset-fashion-mnist"
+    )
     ds = load_dataset("fashion_mnist")
     assert len(ds) == 10000 and ds.labels.bincount().tolist() == [1000] * 10 and len(ds.classnames) == 10
     assert ds[0][0].shape == (3, 28, 28)

@@ -2,7 +2,7 @@
 
 * ``cifar10`` / ``cifar100``: class folders ``<root>/cifar10/<split>/<class>/*.jpg``, a zip of them
   (``<root>/cifar10/<split>.zip`` holding ``<split>/<class>/...``, read in place), or torchvision's pickles
-  (``<root>/cifar-10-batches-py``; ``download=True`` fetches those).
+  (``<root>/cifar-10-batches-py``; a download fetches those, see :mod:`.download`).
 * ``cifar10_1``: CIFAR-10.1 v6 (Recht et al. 2018), ``cifar10.1_v6_data.npy`` / ``_labels.npy`` from the official
   repository github.com/modestyachts/CIFAR-10.1; same class order as CIFAR-10.
 * ``stl10``: STL-10 test split (torchvision layout ``stl10_binary/``), 96 px resized to ``size`` (default 32).
@@ -21,12 +21,11 @@ import numpy as np
 from reprolab.datasets.base import IMAGE_EXTS, Arrays, Ctx, Files, Raw, ZipMembers, ZipReader, list_class_folders
 from reprolab.datasets.classnames import classnames
 from reprolab.datasets.corruptions import corrupter
-from reprolab.datasets.roots import download_root, not_found, try_download
+from reprolab.datasets.download import fetch_archive, fetch_files
+from reprolab.datasets.roots import DOWNLOAD_HOW, download_root, not_found
 from reprolab.errors import CorruptFileError, ReprolabError
 
 STL10_TO_CIFAR10 = {0: 0, 1: 2, 2: 1, 3: 3, 4: 4, 5: 5, 6: 7, 8: 8, 9: 9}  # 7 (monkey) has no CIFAR-10 class
-CIFAR10_1_URL = "https://raw.githubusercontent.com/modestyachts/CIFAR-10.1/master/datasets/"
-CIFAR10_C_URL = "https://zenodo.org/record/2535967/files/CIFAR-10-C.tar"
 
 
 def class_folder_raw(folder, classes, split) -> Raw:
@@ -79,13 +78,14 @@ def _cifar(ctx: Ctx, task: str, tv_dir: str, tv_cls: str) -> Raw:
             return _torchvision_raw(getattr(tvd, tv_cls), r, ctx.split, names, False)
         looked += [folder, zpath, tv]
     how = (
-        f"pass download=True on a machine with internet, or put class folders at <root>/{task}/{ctx.split}/"
+        f"{DOWNLOAD_HOW}, or put class folders at <root>/{task}/{ctx.split}/"
         f"<class>/*.jpg (or {ctx.split}.zip) or torchvision's {tv_dir}/ under <root>"
     )
-    if ctx.download:
-        root = download_root(ctx.roots[0])
-        return try_download(ctx.name, lambda: _torchvision_raw(getattr(tvd, tv_cls), root, ctx.split, names, True), how)
-    raise not_found(ctx.name, looked, how)
+    if not ctx.download:
+        raise not_found(ctx.name, looked, how)
+    root = download_root(ctx.roots)
+    fetch_archive(ctx.name, task, root, tv_dir, how)
+    return _torchvision_raw(getattr(tvd, tv_cls), root, ctx.split, names, False)
 
 
 def cifar10(ctx: Ctx) -> Raw:
@@ -100,13 +100,10 @@ def cifar10_1(ctx: Ctx, version: str = "v6") -> Raw:
     files = [f"cifar10.1_{version}_data.npy", f"cifar10.1_{version}_labels.npy"]
     cands = [r / sub for r in ctx.roots for sub in ("cifar10_1", "CIFAR-10.1/datasets", "CIFAR-10.1", ".")]
     found = next((d for d in cands if all((d / f).is_file() for f in files)), None)
-    how = f"pass download=True on a machine with internet, or put {' and '.join(files)} in <root>/cifar10_1/"
+    how = f"{DOWNLOAD_HOW}, or put {' and '.join(files)} in <root>/cifar10_1/"
     if found is None and ctx.download:
-        from torchvision.datasets.utils import download_url
-
-        found = download_root(ctx.roots[0]) / "cifar10_1"
-        for f in files:
-            try_download(ctx.name, lambda f=f: download_url(CIFAR10_1_URL + f, str(found), f), how)
+        root = download_root(ctx.roots)
+        found = fetch_files(ctx.name, [f"cifar10_1/{f}" for f in files], root, "cifar10_1", how)
     if found is None:
         raise not_found(ctx.name, [d / files[0] for d in cands], how)
     data, labels = np.load(found / files[0]), np.load(found / files[1]).astype(np.int64)
@@ -115,16 +112,14 @@ def cifar10_1(ctx: Ctx, version: str = "v6") -> Raw:
 
 def stl10(ctx: Ctx) -> Raw:
     """STL-10 test, remapped to CIFAR-10 order, monkey dropped (see module doc and STL10_TO_CIFAR10)."""
-    import torchvision.datasets as tvd
-
-    how = "pass download=True on a machine with internet (2.6 GB), or put torchvision's stl10_binary/ under <root>"
+    how = f"{DOWNLOAD_HOW} (2.6 GB), or put torchvision's stl10_binary/ under <root>"
     cands = [r / sub for r in ctx.roots for sub in (".", "stl10")]
     root = next(
         (d for d in cands if all((d / "stl10_binary" / f).is_file() for f in ("test_X.bin", "test_y.bin"))), None
     )
     if root is None and ctx.download:
-        root = download_root(ctx.roots[0])
-        try_download(ctx.name, lambda: tvd.STL10(str(root), split="test", download=True), how)
+        root = download_root(ctx.roots)
+        fetch_archive(ctx.name, "stl10", root, "stl10_binary", how)
     if root is None:
         raise not_found(ctx.name, [d / "stl10_binary" for d in cands], how)
     x_path, y_path = root / "stl10_binary" / "test_X.bin", root / "stl10_binary" / "test_y.bin"
@@ -152,11 +147,7 @@ def cifar10c(ctx: Ctx, family: str, severity: int, official: bool = False) -> Ra
     found = next((d for d in cands if (d / f"{family}.npy").is_file()), None)
     how = "download CIFAR-10-C.tar from zenodo record 2535967 and extract it under <root>, or drop official=True"
     if found is None and ctx.download:
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        root = download_root(ctx.roots[0])
-        try_download(ctx.name, lambda: download_and_extract_archive(CIFAR10_C_URL, str(root)), how)
-        found = root / "CIFAR-10-C"
+        found = fetch_archive(ctx.name, "cifar10c", download_root(ctx.roots), "CIFAR-10-C", how)
     if found is None:
         raise not_found(ctx.name, [d / f"{family}.npy" for d in cands], how)
     rows = slice((severity - 1) * 10000, severity * 10000)

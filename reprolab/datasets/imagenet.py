@@ -18,16 +18,10 @@ import numpy as np
 
 from reprolab.datasets.base import IMAGE_EXTS, Ctx, Files, Raw
 from reprolab.datasets.classnames import classnames, imagenet_wnids
+from reprolab.datasets.download import SOURCES, fetch_archive
 from reprolab.datasets.ood import folder_set
-from reprolab.datasets.roots import download_root, locate, try_download
+from reprolab.datasets.roots import DOWNLOAD_HOW, download_root, find, locate
 from reprolab.errors import ReprolabError
-
-URLS = {  # official archives, used only with download=True
-    "imagenet_a": "https://people.eecs.berkeley.edu/~hendrycks/imagenet-a.tar",
-    "imagenet_r": "https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar",
-    "imagenet_v2": "https://huggingface.co/datasets/vaishaal/ImageNetV2/resolve/main/"
-    "imagenetv2-matched-frequency.tar.gz",
-}
 
 
 def wnid_folder_raw(folder: Path, split: str, class_subset=None, extra_key: str = "") -> Raw:
@@ -64,11 +58,8 @@ def wnid_folder_raw(folder: Path, split: str, class_subset=None, extra_key: str 
 def _folder(ctx: Ctx, candidates, how, path=None, key=None) -> Path:
     if path is not None:
         return locate(ctx.name, [Path(path)], ["."], how, test=Path.is_dir)
-    if ctx.download and key in URLS and not any((r / c).is_dir() for r in ctx.roots for c in candidates):
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        root = download_root(ctx.roots[0])
-        try_download(ctx.name, lambda: download_and_extract_archive(URLS[key], str(root)), how)
+    if ctx.download and key in SOURCES and find(ctx.roots, candidates) is None:
+        fetch_archive(ctx.name, key, download_root(ctx.roots), candidates[0], how)  # the archive's own folder name
     return locate(ctx.name, ctx.roots, candidates, how, test=Path.is_dir)
 
 
@@ -85,7 +76,7 @@ def imagenet(ctx: Ctx, path=None) -> Raw:
 
 
 def imagenet_v2(ctx: Ctx, path=None) -> Raw:
-    how = "pass download=True (1.2 GB) or extract imagenetv2-matched-frequency.tar.gz under <root>, or pass path="
+    how = f"{DOWNLOAD_HOW} (1.2 GB), or extract imagenetv2-matched-frequency.tar.gz under <root>, or pass path="
     cands = ["imagenetv2-matched-frequency-format-val", "imagenet_v2", "imagenetv2-matched-frequency"]
     return wnid_folder_raw(_folder(ctx, cands, how, path, "imagenet_v2"), ctx.split)
 
@@ -94,7 +85,7 @@ def _two_hundred(ctx, which, cands, classes, path, key) -> Raw:
     if classes not in ("200", "1000", 200, 1000):
         raise ReprolabError(f"classes must be '200' (standard) or '1000', got {classes!r}")
     classes = str(classes)
-    how = f"pass download=True or extract {key.replace('_', '-')}.tar under <root>, or pass path="
+    how = f"{DOWNLOAD_HOW}, or extract {key.replace('_', '-')}.tar under <root>, or pass path="
     folder = _folder(ctx, cands, how, path, key)
     subset = None
     if classes == "200":

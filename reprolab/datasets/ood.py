@@ -5,10 +5,11 @@ Textures = full DTD (torchvision layout), LSUN-crop, LSUN-resize, iSUN (the ODIN
 (class folders or torchvision's ``val_256``). Every folder set is read recursively and resized to ``size``
 (default 32: ``Resize(32)`` + ``CenterCrop(32)``). ``path=`` points any folder set at an explicit directory.
 
-Offline sets that need no download: ``dtd10`` (10 DTD classes shipped with the course data, 32px or 224px
-variant), ``fashion_mnist_ood`` (Debian package ``dataset-fashion-mnist`` puts the IDX files in
-/usr/share/datasets/fashion-mnist), ``sklearn_digits`` (scikit-learn's 8x8 digits, upscaled, 3 channels) and the
-synthetic ``uniform_noise`` / ``gaussian_noise_images`` (per-index seeded).
+Small sets for the course: ``dtd10`` (10 DTD classes, 32px or 224px variant: the course copy, or built from the
+DTD download by :mod:`.dtd10`), ``fashion_mnist_ood`` (Debian package ``dataset-fashion-mnist`` puts the IDX files
+in /usr/share/datasets/fashion-mnist; elsewhere torchvision's download), and, with no download at all,
+``sklearn_digits`` (scikit-learn's 8x8 digits, upscaled, 3 channels) and the synthetic ``uniform_noise`` /
+``gaussian_noise_images`` (per-index seeded).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from reprolab.datasets import dtd10 as dtd10_build
 from reprolab.datasets.base import Arrays, Ctx, Files, Raw, list_images
 from reprolab.datasets.classnames import classnames
-from reprolab.datasets.roots import download_root, locate, not_found, try_download
+from reprolab.datasets.download import fetch_archive, fetch_files
+from reprolab.datasets.roots import DOWNLOAD_HOW, download_root, find, locate, not_found, system_dir
 from reprolab.errors import CorruptFileError, ReprolabError
 
-FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 ODIN_HOW = (
     "get the ODIN release of {x} (github.com/facebookresearch/odin, README links) and extract it to "
     "<root>/{d}/, or pass path=<folder of images>"
@@ -66,34 +68,47 @@ def places365(ctx, path=None):
     return folder_set(ctx, ["places365", "Places365", "places365/val_256"], how, path)
 
 
+def dtd_images(ctx, how: str) -> Path:
+    """DTD's ``images/`` folder: found under a root, else (downloads allowed) fetched from the official archive."""
+    found = find(ctx.roots, list(dtd10_build.IMAGE_DIRS))
+    if found is None and ctx.download:
+        found = fetch_archive(ctx.name, "dtd", download_root(ctx.roots), "dtd", how) / "images"
+    return found
+
+
 def textures(ctx, path=None):
     """Full DTD (5,640 images, 47 classes) = the 'Textures' OOD benchmark."""
-    how = "pass download=True on a machine with internet (torchvision DTD), or put DTD's images/ under <root>/dtd/"
-    cands = ["dtd/dtd/images", "dtd/images", "textures/images", "textures"]
-    if path is None and ctx.download and not any((r / c).is_dir() for r in ctx.roots for c in cands):
-        import torchvision.datasets as tvd
-
-        root = download_root(ctx.roots[0])
-        try_download(ctx.name, lambda: tvd.DTD(str(root), download=True), how)
-    return folder_set(ctx, cands, how, path, size=32)
+    how = f"{DOWNLOAD_HOW} (DTD, 625 MB), or put DTD's images/ under <root>/dtd/"
+    if path is None:
+        dtd_images(ctx, how)
+    return folder_set(ctx, [*dtd10_build.IMAGE_DIRS, "textures"], how, path, size=32)
 
 
 def dtd10(ctx, path=None):
-    """The 10-class DTD subset (1,200 images) of the course data: 32px PNGs, or 224px JPEGs for size > 32."""
+    """The 10-class DTD subset (1,200 images): 32px PNGs, or 224px JPEGs for size > 32 (see :mod:`.dtd10`)."""
     variant = "32px" if (ctx.size or 32) <= 32 else "224px"
-    how = f"put the course copy at <root>/dtd10/{variant}/<class>/ (it is in shared/datasets/dtd10)"
+    how = (
+        f"{DOWNLOAD_HOW}: it is built from the DTD archive (625 MB), or put the course copy (shared/datasets/dtd10) "
+        f"at <root>/dtd10/{variant}/<class>/"
+    )
+    if path is None and ctx.download and find(ctx.roots, [f"dtd10/{variant}"]) is None:
+        images = dtd_images(ctx, how)
+        root = download_root(ctx.roots)
+        try:
+            dtd10_build.build(images, root)
+        except (OSError, ValueError) as e:
+            raise not_found(ctx.name, [images], f"building it from {images} failed ({e}); {how}") from e
     return folder_set(ctx, [f"dtd10/{variant}"], how, path)
 
 
 def svhn(ctx):
     import torchvision.datasets as tvd
 
-    how = "pass download=True on a machine with internet (torchvision SVHN), or put test_32x32.mat in <root>/svhn/"
+    how = f"{DOWNLOAD_HOW} (SVHN test, 64 MB), or put test_32x32.mat in <root>/svhn/"
     cands = [r / sub for r in ctx.roots for sub in ("svhn", "SVHN", ".")]
     root = next((d for d in cands if (d / "test_32x32.mat").is_file()), None)
     if root is None and ctx.download:
-        root = download_root(ctx.roots[0]) / "svhn"
-        try_download(ctx.name, lambda: tvd.SVHN(str(root), split="test", download=True), how)
+        root = fetch_files(ctx.name, ["svhn/test_32x32.mat"], download_root(ctx.roots), "svhn", how)
     if root is None:
         raise not_found(ctx.name, [d / "test_32x32.mat" for d in cands], how)
     data = tvd.SVHN(str(root), split="test", download=False).data.transpose(0, 2, 3, 1)
@@ -108,7 +123,7 @@ def _read_idx(path: Path) -> np.ndarray:
         shape = [int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim)]
         return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
     except (OSError, EOFError, ValueError, IndexError) as e:
-        raise CorruptFileError(f"cannot read IDX file {path} ({e}); reinstall dataset-fashion-mnist") from e
+        raise CorruptFileError(f"cannot read IDX file {path} ({e}); delete it and download it again") from e
 
 
 def fashion_arrays(ctx: Ctx):
@@ -116,17 +131,15 @@ def fashion_arrays(ctx: Ctx):
     if stem is None:
         raise ReprolabError(f"'{ctx.name}' has splits 'train' and 'test', not '{ctx.split}'")
     dirs = [r / sub for r in ctx.roots for sub in ("fashion-mnist", "fashion_mnist", "FashionMNIST/raw")]
-    dirs.append(FASHION_SYSTEM_DIR)
+    dirs.append(system_dir("fashion-mnist"))
     how = (
-        "on Debian/Ubuntu run: apt-get install -y dataset-fashion-mnist (installs "
-        f"{FASHION_SYSTEM_DIR}), or pass download=True on a machine with internet"
+        f"{DOWNLOAD_HOW} (torchvision's Fashion-MNIST files), or on Debian/Ubuntu: "
+        f"apt-get install -y dataset-fashion-mnist (installs {system_dir('fashion-mnist')})"
     )
-    if ctx.download and not any((d / f"{stem}-images-idx3-ubyte.gz").is_file() for d in dirs):
-        import torchvision.datasets as tvd
-
-        root = download_root(ctx.roots[0])
-        try_download(ctx.name, lambda: tvd.FashionMNIST(str(root), train=stem == "train", download=True), how)
-        dirs.insert(0, root / "FashionMNIST" / "raw")
+    files = [f"{stem}-images-idx3-ubyte.gz", f"{stem}-labels-idx1-ubyte.gz"]
+    if ctx.download and not any(all((d / f).is_file() or (d / f[:-3]).is_file() for f in files) for d in dirs):
+        keys = [f"fashion_mnist/{f}" for f in files]
+        dirs.insert(0, fetch_files(ctx.name, keys, download_root(ctx.roots), "FashionMNIST/raw", how))
     for d in dirs:
         for ext in (".gz", ""):
             img, lab = d / f"{stem}-images-idx3-ubyte{ext}", d / f"{stem}-labels-idx1-ubyte{ext}"

@@ -17,9 +17,9 @@ from reprolab.datasets import cifar, imagenet, ood
 from reprolab.datasets.base import Ctx, ImageSet
 from reprolab.datasets.classnames import classnames
 from reprolab.datasets.corruptions import FAMILIES, SEVERITIES
-from reprolab.datasets.roots import data_roots
+from reprolab.datasets.roots import allow_download, data_roots
 from reprolab.datasets.subsets import balanced_indices, indices_from_manifest, read_manifest
-from reprolab.errors import ReprolabError
+from reprolab.errors import DatasetNotFoundError, ReprolabError
 
 TASK_SIZE = {"cifar10": 32, "imagenet": 224}  # default side of OOD images for each ID task
 ALIASES = {"dtd": "textures", "cifar10.1": "cifar10_1"}
@@ -49,7 +49,7 @@ def register(name, kind, id_tasks, loader, description, how_to_get, splits=("tes
 
 
 C10, IN, BOTH = "cifar10", "imagenet", ("cifar10", "imagenet")
-TV, TT = "download=True (torchvision)", ("test", "train")
+TV, TT = "downloads itself with internet (torchvision's archive)", ("test", "train")
 register(
     "cifar10",
     "id",
@@ -74,7 +74,7 @@ register(
     "fashion_mnist",
     ood.fashion_mnist,
     "Fashion-MNIST, 10 classes, 28 px grey",
-    "apt-get install dataset-fashion-mnist, or download=True",
+    "downloads itself with internet (torchvision's files), or apt-get install dataset-fashion-mnist",
     TT,
 )
 register(
@@ -92,7 +92,7 @@ register(
     C10,
     cifar.cifar10_1,
     "CIFAR-10.1 v6, 2,000 new test images (Recht et al.)",
-    "download=True (official GitHub .npy files)",
+    "downloads itself with internet (official GitHub .npy files)",
 )
 register(
     "stl10",
@@ -118,7 +118,7 @@ register(
     IN,
     imagenet.imagenet_v2,
     "ImageNet-V2 matched-frequency, 10,000 images",
-    "download=True or <root>/imagenetv2-matched-frequency-format-val/",
+    "downloads itself with internet, or <root>/imagenetv2-matched-frequency-format-val/",
 )
 register(
     "imagenet_a",
@@ -126,7 +126,7 @@ register(
     IN,
     imagenet.imagenet_a,
     "ImageNet-A, 7,500 natural adversarial images, 200 classes",
-    "download=True or <root>/imagenet-a/",
+    "downloads itself with internet, or <root>/imagenet-a/",
 )
 register(
     "imagenet_r",
@@ -134,7 +134,7 @@ register(
     IN,
     imagenet.imagenet_r,
     "ImageNet-R, 30,000 renditions, 200 classes",
-    "download=True or <root>/imagenet-r/",
+    "downloads itself with internet, or <root>/imagenet-r/",
 )
 register(
     "imagenet_sketch",
@@ -158,8 +158,8 @@ register(
     "ood",
     C10,
     ood.dtd10,
-    "10 DTD classes, 1,200 images (course copy; not the full benchmark)",
-    "course data: <root>/dtd10/32px/",
+    "10 DTD classes, 1,200 images (the course copy; not the full benchmark)",
+    "built from the DTD download with internet (625 MB), or the course copy at <root>/dtd10/",
 )
 register("lsun_crop", "ood", C10, ood.lsun_crop, "LSUN crop (ODIN release), 10,000 images", "<root>/LSUN/")
 register("lsun_resize", "ood", C10, ood.lsun_resize, "LSUN resize (ODIN release), 10,000", "<root>/LSUN_resize/")
@@ -171,7 +171,7 @@ register(
     C10,
     ood.fashion_mnist_ood,
     "Fashion-MNIST test as far-OOD, 10,000",
-    "apt-get install dataset-fashion-mnist",
+    "downloads itself with internet (torchvision's files, 30 MB), or apt-get install dataset-fashion-mnist",
     TT,
 )
 register(
@@ -207,14 +207,17 @@ def load_dataset(
     subset: int | None = None,
     seed: int = 0,
     size: int | None = None,
-    download: bool = False,
+    download: bool | str = "auto",
     manifest=None,
     id_task: str | None = None,
     **kw,
 ) -> ImageSet:
     """Load a registered set as an ImageSet.
 
-    root: data folder(s) (default $REPROLAB_DATA or ./data/cache); subset: class-balanced size (fast mode);
+    root: data folder(s) (default $REPROLAB_DATA, else the kit's data folder: see :mod:`.roots`);
+    download: "auto" (default) fetches a missing set that has a download source, once, into the first writable
+    root, with a progress bar and a checksum (not when $REPROLAB_OFFLINE is set); True: always try; False: never;
+    subset: class-balanced size (fast mode);
     seed: subset draw and generated pixels (corruptions, noise); size: output side (default: native for ID/shift,
     32 for CIFAR OOD, 224 for ImageNet); manifest: JSON written by ``save_manifest`` fixing the items;
     id_task: for sets shared by several tasks; kw: per-set options (e.g. classes="1000", path=..., official=True).
@@ -237,7 +240,7 @@ def load_dataset(
         if m["name"] != name or m["split"] != split:
             raise ReprolabError(f"manifest {manifest} is for {m['name']}/{m['split']}, not {name}/{split}")
         subset, seed = m["subset"], m["seed"]
-    ctx = Ctx(name, data_roots(root), split, download, seed, size)
+    ctx = Ctx(name, data_roots(root), split, allow_download(download), seed, size)
     try:
         inspect.signature(info.loader).bind(ctx, **kw)
     except TypeError:
@@ -252,3 +255,27 @@ def load_dataset(
     return ImageSet(
         raw, name=name, split=split, kind=info.kind, id_task=task, indices=indices, size=size, subset=subset, seed=seed
     )
+
+
+def load_available(names, split: str = "test", say=print, **kw) -> list[ImageSet]:
+    """Load each of ``names`` that can be found or downloaded; skip each that cannot, with one line from ``say``.
+
+    For optional pieces (covariate-shift and OOD sets): the line reads ``not evaluated: NAME (why); how to get
+    it: HOW``. Other errors (a corrupt file, a bad option) still raise. Keyword arguments go to :func:`load_dataset`.
+    """
+    out = []
+    for name in names:
+        try:
+            out.append(load_dataset(name, split, **kw))
+        except DatasetNotFoundError as e:
+            say(skip_line(name, e))
+    return out
+
+
+def skip_line(name: str, err: Exception | None = None, why: str = "not found on this machine") -> str:
+    """``not evaluated: NAME (why); how to get it: HOW`` - the one line for an optional set that is missing."""
+    text = str(err or "")
+    why = text.split("; ", 1)[0] if text.startswith("downloading") else why
+    info = REGISTRY.get(ALIASES.get(name, name))
+    how = info.how_to_get if info is not None else "see dataset_names()"
+    return f"not evaluated: {name} ({why}); how to get it: {how}"

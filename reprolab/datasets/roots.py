@@ -1,9 +1,18 @@
-"""Where datasets live on disk, and the one-line error when they do not.
+"""Where datasets live on disk, whether a missing one may be downloaded, and the one-line error when it is missing.
 
-Search order for a data root: the ``root`` argument (a path, or several joined by ``os.pathsep``), else the
-environment variable ``REPROLAB_DATA`` (same syntax), else ``./data/cache``. Each dataset loader then looks for
-its own standard layout (torchvision's, class folders, or a zip of class folders) under every root, in order.
-Downloads (``download=True``) go to the first root.
+Data roots, searched in order: the ``root`` argument (a path, or several joined by ``os.pathsep``), else the
+environment variable ``REPROLAB_DATA`` (same syntax), else the default, which never depends on the current folder:
+
+* in a source checkout (the package sits beside ``pyproject.toml``): ``<checkout>/data/cache`` (git-ignored),
+  then the course copy ``<checkout>/../shared/datasets`` when it exists;
+* in an installed wheel: the per-user cache folder ``platformdirs.user_cache_path("reprolab") / "data"``.
+
+Each loader looks for its own standard layout (torchvision's, class folders, or a zip of class folders) under every
+root. Downloads go to the first root that can be written (a folder without any write permission bit, such as a
+read-only course copy, is skipped even when running as root). ``download`` is ``"auto"`` (the default: fetch what is
+missing, unless ``REPROLAB_OFFLINE`` is set), ``True`` (always try) or ``False`` (never; report where we looked).
+Sets that Debian packages install (``dataset-fashion-mnist``) are also looked for under ``/usr/share/datasets``,
+or ``REPROLAB_SYSTEM_DATA`` when that is set (point it at an empty folder to act as if the package were absent).
 """
 
 from __future__ import annotations
@@ -11,29 +20,72 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reprolab.errors import DatasetNotFoundError
+from reprolab.errors import DatasetNotFoundError, ReprolabError
 
-DEFAULT_ROOT = Path("data") / "cache"
 ENV_VAR = "REPROLAB_DATA"
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"  # small files shipped with the repo (class names, wnids)
+OFFLINE_VAR = "REPROLAB_OFFLINE"
+SYSTEM_VAR = "REPROLAB_SYSTEM_DATA"
+SYSTEM_DATA = Path("/usr/share/datasets")
+CHECKOUT = Path(__file__).resolve().parents[2]
+REPO_DATA = CHECKOUT / "data"  # small files shipped with the repo (class names, wnids, manifests)
+TRUE = ("1", "true", "yes", "on")
+DOWNLOAD_HOW = "let it download on a machine with internet (download='auto', REPROLAB_OFFLINE unset)"
+
+
+def in_checkout() -> bool:
+    """True when the package runs from a source checkout (editable install or PYTHONPATH), not from a wheel."""
+    return (CHECKOUT / "pyproject.toml").is_file() and (CHECKOUT / "reprolab" / "__init__.py").is_file()
+
+
+def default_roots() -> list[Path]:
+    """The data roots used when neither ``root`` nor ``$REPROLAB_DATA`` is given (see the module doc)."""
+    if in_checkout():
+        course = CHECKOUT.parent / "shared" / "datasets"
+        return [REPO_DATA / "cache", *([course] if course.is_dir() else [])]
+    import platformdirs
+
+    return [platformdirs.user_cache_path("reprolab") / "data"]
 
 
 def data_roots(root=None) -> list[Path]:
-    """The list of directories searched, in order (explicit root, then $REPROLAB_DATA, then ./data/cache)."""
+    """The list of directories searched, in order (explicit root, then $REPROLAB_DATA, then the default)."""
     if root is not None:
         parts = [root] if isinstance(root, Path) else str(root).split(os.pathsep)
     elif os.environ.get(ENV_VAR):
         parts = os.environ[ENV_VAR].split(os.pathsep)
     else:
-        parts = [DEFAULT_ROOT]
+        parts = default_roots()
     return [Path(p).expanduser() for p in parts if str(p)]
 
 
-def download_root(root=None) -> Path:
-    """First data root; created on demand because torchvision writes there."""
-    path = data_roots(root)[0]
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def system_dir(name: str) -> Path:
+    """Where a Debian ``dataset-*`` package puts ``name`` ($REPROLAB_SYSTEM_DATA overrides /usr/share/datasets)."""
+    return Path(os.environ.get(SYSTEM_VAR) or SYSTEM_DATA) / name
+
+
+def allow_download(download) -> bool:
+    """Resolve ``download`` (True / False / "auto") to whether a missing set may be fetched now."""
+    if download == "auto":
+        return os.environ.get(OFFLINE_VAR, "").strip().lower() not in TRUE
+    if isinstance(download, bool):
+        return download
+    raise ReprolabError(f"download must be True, False or 'auto', got {download!r}")
+
+
+def download_root(roots) -> Path:
+    """The first of ``roots`` that exists or can be created, and can be written: downloads land there."""
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    for p in map(Path, roots):
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(p, os.W_OK) and p.stat().st_mode & 0o222:  # no write bit at all: a read-only copy, even for root
+            return p
+    shown = ", ".join(map(str, roots)) or "(no paths)"
+    raise DatasetNotFoundError(
+        f"no data root can be written (tried: {shown}); set ${ENV_VAR} to a folder you can write, or pass root="
+    )
 
 
 def not_found(name: str, looked: list[Path], how: str) -> DatasetNotFoundError:
@@ -57,12 +109,6 @@ def locate(name: str, roots: list[Path], candidates: list[str], how: str, test=N
     raise not_found(name, looked, how)
 
 
-def try_download(name: str, fn, how: str):
-    """Run a torchvision/URL download; turn network failures into a DatasetNotFoundError (one line)."""
-    try:
-        return fn()
-    except DatasetNotFoundError:
-        raise
-    except Exception as e:  # URLError, HTTPError, socket errors, checksum failures
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DatasetNotFoundError(f"downloading '{name}' failed ({type(e).__name__}: {msg}); {how}") from e
+def find(roots: list[Path], candidates: list[str], test=Path.is_dir) -> Path | None:
+    """The first ``root/candidate`` passing ``test``, or None (no error: the caller may download it)."""
+    return next((r / c for r in roots for c in candidates if test(r / c)), None)

@@ -44,8 +44,8 @@ class MethodSpec:
 @dataclass
 class Config:
     encoder: str = "auto"  # auto | clip | standin | tiny | openclip:ARCH:TAG
-    data_root: str | None = None  # None: $REPROLAB_DATA, else ./data/cache
-    download: bool = False  # let dataset loaders download what is missing
+    data_root: str | None = None  # None: $REPROLAB_DATA, else the kit's data folder (reprolab.datasets.roots)
+    download: bool | str = "auto"  # auto: fetch what is missing (unless $REPROLAB_OFFLINE) | true | false: never
     id_dataset: str = "cifar10"
     train_subset: int | None = None  # class-balanced subset of the train split (None: all)
     val_subset: int | None = None  # validation images carved from the train split (reprolab.experiment.protocol)
@@ -145,6 +145,15 @@ def _check(value, tp, key: str):
     return float(value) if tp is float else value
 
 
+def _download(value):
+    """``download``: true, false or auto (the default)."""
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise ConfigError(
+        f"download must be bool (true / false) or auto, got {value!r}; fix it in the config or with --set download=auto"
+    )
+
+
 def _unknown(key: str, allowed, where: str) -> ConfigError:
     close = difflib.get_close_matches(key, list(allowed), n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
@@ -183,7 +192,7 @@ def from_dict(raw: dict) -> Config:
     for k in raw:
         if k not in hints:
             raise _unknown(k, list(hints), "")
-    cfg = Config(**{k: _check(v, hints[k], k) for k, v in raw.items()})
+    cfg = Config(**{k: _download(v) if k == "download" else _check(v, hints[k], k) for k, v in raw.items()})
     if cfg.data_root is None and os.environ.get("REPROLAB_DATA"):
         cfg.data_root = os.environ["REPROLAB_DATA"]
     if cfg.score not in SCORES:

@@ -7,6 +7,8 @@ plotly figures — ID accuracy vs OOD detection per method, the α curves of the
 (α = weight on the zero-shot features) and WiSE-FT (α = weight on the fine-tuned weights), per-set bars, score
 histograms (from ``OUT/scores/*.npz`` if the runner wrote them) and the reprogrammer's learned frame
 δ = M ⊙ tanh(W) (paper §3.1) from its checkpoint. plotly.js is embedded once, inline, so no network is needed.
+Shift and OOD sets that the config names but the run could not find (optional sets are skipped, see
+:mod:`reprolab.experiment.run_data`) are listed at the top as "not evaluated", with how to add each.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import html
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from reprolab.errors import ReprolabError
 from reprolab.experiment.comparison import comparison_html
@@ -99,6 +102,17 @@ def _labels(df: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
+def not_evaluated(out: Path, df: pd.DataFrame) -> list[str]:
+    """One line per shift/OOD set of the run's config that no result row covers (the run skipped it)."""
+    from reprolab.datasets.registry import ALIASES, skip_line
+
+    path = out / "config.resolved.yaml"
+    cfg = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    wanted = [*(cfg.get("shift_sets") or []), *(cfg.get("ood_sets") or [])]
+    have = set(df["eval_set"])
+    return [skip_line(n, why="not found when the run loaded its data") for n in wanted if ALIASES.get(n, n) not in have]
+
+
 def section(df: pd.DataFrame, out: Path, figs: _Figs) -> str:
     d = _labels(_latest(df))
     table = _ordered(paper_table(d).rename_axis("label"), d)
@@ -128,7 +142,12 @@ def build_report(out_dir) -> Path:
     if df.empty:
         raise ReprolabError(f"{db.path} has no rows yet; let `reprolab run` finish at least one method")
     figs = _Figs()
-    body = [fair] + [section(g, out, figs) for _, g in df.groupby(["encoder", "train_dataset"], sort=False)]
+    skipped = "".join(
+        f'<p class="note">{html.escape(line)}; then run the same command again: finished methods are evaluated on '
+        "it and the report is rebuilt</p>"
+        for line in not_evaluated(out, df)
+    )
+    body = [skipped, fair] + [section(g, out, figs) for _, g in df.groupby(["encoder", "train_dataset"], sort=False)]
     for fig in (fig_scores(out), fig_delta(out)):
         if fig is not None:
             body.append(figs.html(fig))

@@ -31,20 +31,21 @@ class RunData:
 
 
 def load_run_data(cfg) -> RunData:
-    """Load every set the config names (one-line errors for missing data, from :mod:`reprolab.datasets`)."""
-    from reprolab.datasets import load_dataset
+    """Load every set the config names (missing data, downloads: :mod:`reprolab.datasets`).
+
+    The ID sets are required: a missing one stops the run with its one-line error. Shift and OOD sets are optional:
+    one that can be neither found nor downloaded is skipped with one ``not evaluated: ...`` line saying how to add
+    it (the report repeats it; a later run with the set in place evaluates the finished methods on it).
+    """
+    from reprolab.datasets import load_available, load_dataset
+    from reprolab.experiment.log import log
 
     common = dict(root=cfg.data_root, seed=cfg.data_seed, download=cfg.download)
     train, val = load_train(cfg, **common)
     id_test = load_dataset(cfg.id_dataset, "test", subset=cfg.test_subset, size=cfg.image_size, **common)
-    shift = [
-        load_dataset(n, "test", subset=cfg.shift_subset, size=cfg.image_size, id_task=cfg.id_dataset, **common)
-        for n in cfg.shift_sets
-    ]
-    ood = [
-        load_dataset(n, "test", subset=cfg.ood_subset, size=cfg.ood_size, id_task=cfg.id_dataset, **common)
-        for n in cfg.ood_sets
-    ]
+    optional = dict(split="test", id_task=cfg.id_dataset, say=log, **common)
+    shift = load_available(cfg.shift_sets, subset=cfg.shift_subset, size=cfg.image_size, **optional)
+    ood = load_available(cfg.ood_sets, subset=cfg.ood_subset, size=cfg.ood_size, **optional)
     return RunData(train, val, id_test, shift, ood)
 
 
