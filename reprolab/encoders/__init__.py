@@ -3,7 +3,7 @@
 Names understood by :func:`load_encoder`:
 
 * ``"clip"`` — OpenAI's CLIP ViT-B/32 (QuickGELU): the file in ``REPROLAB_CLIP_WEIGHTS``, else the one
-  ``reprolab fetch --clip`` put in a ``REPROLAB_DATA`` root, else open_clip's Hugging Face cache, else downloaded
+  ``reprolab fetch --clip`` put in a data root (``REPROLAB_DATA``), else open_clip's Hugging Face cache, else downloaded
   into that cache (online, progress bar). Where it looks: :mod:`reprolab.encoders.clip_weights`.
 * ``"auto"`` — ``clip`` when its weights are already on disk, otherwise the offline stand-in; it prints which
   one it chose. It never waits on the network: get the weights once with ``reprolab fetch --clip --to DIR``.
@@ -15,7 +15,8 @@ Names understood by :func:`load_encoder`:
   A canvas side may follow: ``standin:160``, ``standin:strong:192``. Presets: ``standin_encoder.PRESETS``.
 * ``"tiny"`` — a random-init tiny open_clip model for fast tests.
 
-May import only :mod:`reprolab.errors` (and open_clip, timm, sentence-transformers); no other kit package.
+May import only :mod:`reprolab.errors` (and open_clip, timm, sentence-transformers), and ``data_roots`` from
+:mod:`reprolab.datasets` (same layer) to find a ``reprolab fetch`` folder; no other kit package.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Where CLIP's weights are on disk, and which activation a local weights file needs.
 
 **Which file.** ``clip``/``auto`` look, in order, at ``$REPROLAB_CLIP_WEIGHTS`` (a file), at
-``<root>/clip/ViT-B-32-quickgelu-openai.safetensors`` in each ``$REPROLAB_DATA`` root (what ``reprolab fetch
+``<root>/clip/ViT-B-32-quickgelu-openai.safetensors`` in each data root (``$REPROLAB_DATA``) (what ``reprolab fetch
 --clip --to DIR`` writes, so ``REPROLAB_DATA=DIR`` is the one setting an offline machine needs), then at open_clip's
 Hugging Face cache; ``clip`` downloads into that cache when none is found and the machine is online.
 
@@ -22,7 +22,8 @@ weights use GELU. A state dict does not record its activation, so for a local fi
 A checksum rule (known SHA-256 of OpenAI's files) was not added: the hashes could not be verified from this
 offline machine, and the name rule already covers open_clip's and OpenAI's own file names.
 
-May import only :mod:`reprolab.errors` (and open_clip, huggingface_hub).
+May import :mod:`reprolab.errors` and ``reprolab.datasets.data_roots`` (the same layer; where a fetch folder is),
+and open_clip, huggingface_hub.
 """
 
 from __future__ import annotations
@@ -86,9 +87,11 @@ def quickgelu_for(path, arch: str) -> bool | None:
     return found.pop() if len(found) == 1 else None
 
 
-def env_roots() -> list[Path]:
-    """The ``$REPROLAB_DATA`` roots (the same variable the datasets read)."""
-    return [Path(p).expanduser() for p in os.environ.get("REPROLAB_DATA", "").split(os.pathsep) if p]
+def data_roots() -> list[Path]:
+    """The data roots the datasets search (``$REPROLAB_DATA``, else the default): a fetch folder is one of them."""
+    from reprolab.datasets import data_roots as roots  # same layer; the one definition of where data live
+
+    return roots()
 
 
 def local_clip_weights() -> tuple[Path | None, str]:
@@ -96,10 +99,10 @@ def local_clip_weights() -> tuple[Path | None, str]:
     env = os.environ.get("REPROLAB_CLIP_WEIGHTS")
     if env and env != "openai":
         return Path(env).expanduser(), "REPROLAB_CLIP_WEIGHTS"
-    for root in env_roots():
+    for root in data_roots():
         for suffix in (".safetensors", ".bin", ".pt"):  # .bin/.pt: what the hub or OpenAI's URL had
             if (root / FETCHED_FILE).with_suffix(suffix).is_file():
-                return (root / FETCHED_FILE).with_suffix(suffix), f"fetched folder {root} (REPROLAB_DATA)"
+                return (root / FETCHED_FILE).with_suffix(suffix), f"fetched folder {root}"
     return None, ""
 
 
