@@ -210,3 +210,23 @@ def test_standin_recognises_a_real_photo(standin):
         top = standin.imagenet_logits(standin.resize(cat)).topk(5).indices[0].tolist()
     names = [open_clip.IMAGENET_CLASSNAMES[i] for i in top]
     assert any("cat" in n for n in names), names  # weights were renamed into timm's layout correctly
+
+
+def test_clip_downloads_when_nothing_is_on_disk_and_says_so(monkeypatch, capsys, tmp_path):
+    """Online, 'clip' with no local file and an empty cache asks open_clip for the 'openai' tag (Hugging Face hub
+    download, its progress bar) after one line saying so; 'auto' never does (it runs with the hub offline)."""
+    import reprolab.encoders as E
+
+    calls = []
+    monkeypatch.delenv("REPROLAB_CLIP_WEIGHTS", raising=False)
+    monkeypatch.setenv("REPROLAB_DATA", str(tmp_path))
+    monkeypatch.setattr(E, "hf_cached_openai", lambda: None)
+    monkeypatch.setattr(
+        E.OpenClipEncoder,
+        "from_pretrained",
+        lambda arch, tag, **kw: calls.append((arch, tag, os.environ.get("HF_HUB_OFFLINE"))) or "enc",
+    )
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert load_encoder("clip") == "enc" and calls == [("ViT-B-32", "openai", None)]
+    assert "downloading CLIP ViT-B/32" in capsys.readouterr().out
+    assert load_encoder("auto", verbose=False) == "enc" and calls[-1] == ("ViT-B-32", "openai", "1")
