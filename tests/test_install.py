@@ -7,6 +7,7 @@ not downloaded again), and runs ``reprolab doctor`` and a tiny ``reprolab run`` 
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -83,22 +84,35 @@ def test_the_wheel_installs_outside_the_checkout_and_runs(tmp_path):
         if os.environ.get("CI") == "true":
             pytest.fail(f"the shared datasets are missing at {SHARED} (set REPROLAB_SHARED)")
         pytest.skip(f"needs the shared datasets at {SHARED} (CIFAR-10) for the tiny run")
-    dist = tmp_path / "dist"
-    _sh([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)])
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "REPROLAB_CLIP_WEIGHTS")}
+    src, dist = tmp_path / "src", tmp_path / "dist"  # a copy: setuptools writes build/ and *.egg-info in the tree
+    src.mkdir()
+    for part in ("pyproject.toml", "README.md", "reprolab"):
+        copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
+        copy(
+            ROOT / part,
+            src / part,
+            **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}),
+        )
+    _sh(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(src)],
+        env=env,
+    )
     (wheel,) = dist.glob("reprolab-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert [f for f in PACKAGE_DATA if f not in names] == []
 
     venv = tmp_path / "venv"
-    _sh([sys.executable, "-m", "venv", str(venv)])  # its pip comes from ensurepip, offline
+    _sh([sys.executable, "-m", "venv", str(venv)], env=env)  # its pip comes from ensurepip, offline
     py = venv / "bin" / "python"
-    site = Path(_sh([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip())
-    (site / "shared-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # torch & co., not re-downloaded
-    _sh([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)])
+    site = Path(_sh([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], env=env).strip())
+    _sh([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], env=env)
+    # then the shared venv's packages (torch & co., not downloaded again); its editable reprolab stays inactive
+    # because .pth files in a folder named by a .pth line are not processed
+    (site / "shared-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     work = tmp_path / "elsewhere"  # outside the checkout: nothing of it may be imported or read
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "REPROLAB_CLIP_WEIGHTS")}
     env.update(REPROLAB_DATA=str(SHARED), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PATH=f"{venv / 'bin'}:{env['PATH']}")
     where = _sh([str(py), "-c", "import reprolab; print(reprolab.__file__)"], cwd=work, env=env)
     assert where.startswith(str(venv)), where
