@@ -229,4 +229,8 @@ def test_clip_downloads_when_nothing_is_on_disk_and_says_so(monkeypatch, capsys,
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert load_encoder("clip") == "enc" and calls == [("ViT-B-32", "openai", None)]
     assert "downloading CLIP ViT-B/32" in capsys.readouterr().out
-    assert load_encoder("auto", verbose=False) == "enc" and calls[-1] == ("ViT-B-32", "openai", "1")
+    auto = load_encoder("auto")  # nothing cached: the stand-in, without asking open_clip
+    assert auto.id.startswith("standin") and len(calls) == 1
+    assert "none in REPROLAB_CLIP_WEIGHTS, a reprolab fetch folder or the Hugging Face cache" in capsys.readouterr().out
+    monkeypatch.setattr(E, "hf_cached_openai", lambda: "/cache/open_clip_model.safetensors")
+    assert load_encoder("auto", verbose=False) == "enc" and calls[-1] == ("ViT-B-32", "openai", "1")  # hub offline

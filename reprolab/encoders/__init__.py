@@ -76,6 +76,11 @@ def _standin_spec(name: str) -> tuple[str, int | None]:
     return preset, size
 
 
+def _short(exc, n: int = 120) -> str:
+    text = str(exc)
+    return text if len(text) <= n else text[:n] + "…"
+
+
 def _clip(online: bool) -> OpenClipEncoder:
     """OpenAI's ViT-B/32: a local file ($REPROLAB_CLIP_WEIGHTS, a fetch folder), else open_clip's cache, else
     (``online``) a download into that cache with a progress bar."""
@@ -85,6 +90,10 @@ def _clip(online: bool) -> OpenClipEncoder:
             raise MissingWeightsError(f"{where}={path} does not exist; fix the path or unset {where}")
         return OpenClipEncoder.from_pretrained(CLIP_ARCH, str(path), assume_openai=True)
     if not online:
+        if hf_cached_openai() is None:  # nothing to load: say so without asking open_clip (it logs a download error)
+            raise MissingWeightsError(
+                "none in REPROLAB_CLIP_WEIGHTS, a reprolab fetch folder or the Hugging Face cache"
+            )
         with _offline():
             return OpenClipEncoder.from_pretrained(CLIP_ARCH, "openai")
     if hf_cached_openai() is None:
@@ -108,7 +117,7 @@ def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = Fals
             enc = load_encoder("standin", verbose=False, fresh=fresh)
             if verbose:
                 print(
-                    f"[reprolab] encoder 'auto': real CLIP weights not on this machine ({str(exc)[:80]}…); "
+                    f"[reprolab] encoder 'auto': real CLIP weights not on this machine ({_short(exc)}); "
                     f"using the {enc.display_name}. For CLIP: `reprolab fetch --clip --to DIR` once "
                     "(or encoder 'clip' online)"
                 )
