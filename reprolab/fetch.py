@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 from reprolab.datasets import REGISTRY, load_dataset
-from reprolab.encoders.clip_weights import FETCHED_FILE, download_openai
+from reprolab.encoders.clip_weights import FETCHED_FILE, download_openai, fetched_file
 from reprolab.errors import ReprolabError
 
 MANIFEST = "manifest.json"
@@ -69,13 +69,6 @@ def _files(root: Path) -> list[Path]:
     )
 
 
-def fetched_clip(root: Path) -> Path | None:
-    for suffix in (".safetensors", ".bin", ".pt"):
-        if (root / FETCHED_FILE).with_suffix(suffix).is_file():
-            return (root / FETCHED_FILE).with_suffix(suffix)
-    return None
-
-
 def _version() -> str:
     from importlib import metadata
 
@@ -90,7 +83,7 @@ def fetch(to, *, clip: bool = False, data: str = "course") -> dict:
     root = Path(to).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     sets = _sets(data)
-    weights = fetched_clip(root)
+    weights = fetched_file(root)
     if clip and weights is None:
         print("[reprolab] fetching CLIP ViT-B/32 (OpenAI) weights, about 600 MB …", flush=True)
         weights = download_openai(root / FETCHED_FILE)

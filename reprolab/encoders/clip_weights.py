@@ -100,10 +100,17 @@ def local_clip_weights() -> tuple[Path | None, str]:
     if env and env != "openai":
         return Path(env).expanduser(), "REPROLAB_CLIP_WEIGHTS"
     for root in data_roots():
-        for suffix in (".safetensors", ".bin", ".pt"):  # .bin/.pt: what the hub or OpenAI's URL had
-            if (root / FETCHED_FILE).with_suffix(suffix).is_file():
-                return (root / FETCHED_FILE).with_suffix(suffix), f"fetched folder {root}"
+        if (found := fetched_file(root)) is not None:
+            return found, f"fetched folder {root}"
     return None, ""
+
+
+def fetched_file(root: Path) -> Path | None:
+    """The weights ``reprolab fetch --clip`` wrote under ``root``, if any."""
+    for suffix in (".safetensors", ".bin", ".pt"):  # .bin/.pt: what the hub or OpenAI's URL had
+        if (Path(root) / FETCHED_FILE).with_suffix(suffix).is_file():
+            return (Path(root) / FETCHED_FILE).with_suffix(suffix)
+    return None
 
 
 def hf_cached_openai() -> str | None:
