@@ -14,6 +14,8 @@ reprogrammer and CoOp need to run it on *given* word embeddings and a *given* po
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 
 import torch
@@ -78,9 +80,10 @@ class OpenClipEncoder(Encoder):
                 force = True  # an architecture without a -quickgelu twin: open_clip switches the activation
         jit = is_file and is_torchscript(pretrained)
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=None if jit else pretrained, force_quick_gelu=force
-            )
+            with _quiet_root_log(jit):  # open_clip would log "initialized randomly"; the tensors come next
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    arch, pretrained=None if jit else pretrained, force_quick_gelu=force
+                )
             if jit:  # OpenAI's release format; open_clip's file loader refuses TorchScript archives
                 _load_torchscript_weights(model, pretrained)
         except Exception as exc:  # network errors, missing cache, bad file: all mean "no weights"
@@ -159,6 +162,18 @@ def _quickgelu(arch: str, pretrained: str, is_file: bool, assume_openai: bool) -
             "for others, or keep open_clip's file name (the rule: reprolab/encoders/clip_weights.py)"
         )
     return quick
+
+
+@contextlib.contextmanager
+def _quiet_root_log(quiet: bool):
+    root = logging.getLogger()
+    old = root.level
+    if quiet:
+        root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(old)
 
 
 def _load_torchscript_weights(model, path: str) -> None:
