@@ -118,6 +118,28 @@ def test_fetch_fills_a_folder_that_a_run_then_uses_offline(served, tmp_path, mon
     assert main(["fetch", "--verify", "--to", str(out_dir)]) == 1
 
 
+def test_clip_from_the_hub_lands_as_a_plain_file(tmp_path, monkeypatch):
+    """The Hugging Face hub path of open_clip's downloader: its cache links snapshots/<rev>/<file> to blobs/<hash>;
+    the fetch folder gets the file itself, named by its origin, and no cache folder."""
+    import open_clip
+
+    def hub_download(repo_id, filename, revision=None, cache_dir=None):
+        if not filename.endswith(".safetensors"):
+            raise AssertionError("open_clip asks for the safetensors file first")
+        repo = Path(cache_dir) / f"models--{repo_id.replace('/', '--')}"
+        (repo / "blobs").mkdir(parents=True)
+        (repo / "blobs" / "9f8e").write_bytes(b"weights")
+        (repo / "snapshots" / "abc").mkdir(parents=True)
+        (repo / "snapshots" / "abc" / filename).symlink_to(Path("../../blobs/9f8e"))
+        return str(repo / "snapshots" / "abc" / filename)
+
+    monkeypatch.setattr(open_clip.pretrained, "hf_hub_download", hub_download)
+    got = fetch.download_openai(tmp_path / "kit" / "clip" / "ViT-B-32-quickgelu-openai.safetensors")
+    assert got == tmp_path / "kit" / "clip" / "ViT-B-32-quickgelu-openai.safetensors"
+    assert not got.is_symlink() and got.read_bytes() == b"weights"
+    assert [p.name for p in (tmp_path / "kit" / "clip").iterdir()] == [got.name]
+
+
 def test_a_set_that_cannot_be_fetched_is_named_and_recorded(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(fetch, "load_dataset", _fake_load_dataset([], fail=("dtd10",)))
     assert main(["fetch", "--data", "course", "--to", str(tmp_path)]) == 2

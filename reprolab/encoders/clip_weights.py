@@ -140,8 +140,8 @@ def download_openai(dest: Path) -> Path:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".download-") as tmp:
-        got = Path(open_clip.pretrained.download_pretrained(cfg, cache_dir=tmp)).resolve()
+        got = Path(open_clip.pretrained.download_pretrained(cfg, cache_dir=tmp))
         if got.suffix != dest.suffix:  # the hub had only the .bin: keep open_clip's format, name it by its origin
             dest = dest.with_suffix(got.suffix)
-        shutil.move(str(got), dest)
+        shutil.move(str(got.resolve()), dest)  # the hub's cache links snapshots/…/file to blobs/<hash>: move the blob
     return dest
