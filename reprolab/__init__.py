@@ -15,7 +15,8 @@ Layout, lowest layer first; a package may import from lower layers only (``tests
 * ``evaluation`` — features, metrics, OOD scores, drift;
 * ``experiment`` — configs, the runner, the fair protocol, results and reports;
 * ``course`` — the notebooks' figures and widgets;
-* ``bench``, ``doctor`` — measurements and machine checks; ``cli`` — the ``reprolab`` command.
+* ``bench``, ``doctor``, ``fetch`` — measurements, machine checks, downloads for offline use; ``cli`` — the
+  ``reprolab`` command.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""The ``reprolab`` command line: run a config, rebuild a report, check the machine, benchmark.
+"""The ``reprolab`` command line: run a config, rebuild a report, check the machine, fetch for offline use,
+benchmark.
 
     reprolab run CONFIG [--out DIR] [--set key=value ...] [--no-resume]
     reprolab report DIR
     reprolab doctor
+    reprolab fetch [--clip] [--data course|none|NAME,...] --to DIR [--verify]
     reprolab bench [--out FILE.json]
 
 Errors the kit raises on bad input (:class:`~reprolab.errors.ReprolabError`) are printed as one line,
@@ -47,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild DIR/report.html from DIR/results.jsonl")
     rep.add_argument("dir", help="a run folder holding results.jsonl")
     sub.add_parser("doctor", help="print what this machine has: devices, encoders, datasets")
+    f = sub.add_parser("fetch", help="download CLIP weights and the course data into one folder, for offline use")
+    f.add_argument("--to", required=True, metavar="DIR", help="the folder to fill (copy it to machines offline)")
+    f.add_argument("--clip", action="store_true", help="also fetch OpenAI's CLIP ViT-B/32 weights (~600 MB)")
+    f.add_argument(
+        "--data", default="course", help="'course' (every set the quickstart and notebooks use), 'none', or a,b,c"
+    )
+    f.add_argument("--verify", action="store_true", help="only re-hash DIR's files against DIR/manifest.json")
     sub.add_parser(
         "bench", help="time the encoders and methods on this machine; options: see reprolab bench -h", add_help=False
     )
@@ -77,6 +86,12 @@ def _doctor(args) -> int:
     return doctor_main()
 
 
+def _fetch(args) -> int:
+    from reprolab.fetch import main as fetch_main
+
+    return fetch_main(args.to, clip=args.clip, data=args.data, verify=args.verify)
+
+
 def _bench(args) -> int:
     try:
         from reprolab.bench.suite import main as bench_main
@@ -94,7 +109,7 @@ def main(argv=None) -> int:
         args = argparse.Namespace(command="bench", rest=argv[1:])
     else:
         args = _parser().parse_args(argv)
-    handler = {"run": _run, "report": _report, "doctor": _doctor, "bench": _bench}[args.command]
+    handler = {"run": _run, "report": _report, "doctor": _doctor, "fetch": _fetch, "bench": _bench}[args.command]
     try:
         return handler(args)
     except ReprolabError as exc:

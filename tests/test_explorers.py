@@ -4,8 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from reprolab.course.embedding_map import cka_matrix, class_map_explorer, drift_table, map_figure, shared_map
-from reprolab.course.perturbation_explorer import perturbation_explorer, perturbation_figure, perturbed_probs
+from reprolab.course.embedding_map import (
+    cka_matrix,
+    class_map_explorer,
+    class_map_static_figure,
+    drift_table,
+    map_figure,
+    shared_map,
+)
+from reprolab.course.perturbation_explorer import (
+    perturbation_explorer,
+    perturbation_figure,
+    perturbation_static_figure,
+    perturbed_probs,
+)
 from reprolab.course.threshold_explorer import (
     roc_figure,
     threshold_at_tpr,
@@ -106,6 +118,26 @@ def test_perturbation_explorer_takes_an_imageset(rp, tiny_set):
     assert len(labels) == 5 and len(set(labels)) > 1  # spread over the set, not the first five images
 
 
+def test_perturbation_static_figure_carries_every_scale(rp):
+    """The fallback without widgets: slider step λ holds the images and top classes the explorer shows at λ."""
+    import base64
+
+    from reprolab.course.threshold_explorer import png_bytes
+
+    x, y = torch.rand(3, 3, 32, 32), [0, 1, 2]
+    fig = perturbation_static_figure(rp, x, rp.classnames, labels=y, scales=[0.0, 1.0, 2.0], top=2, n_images=2)
+    assert [type(t).__name__ for t in fig.data] == ["Image", "Bar", "Image", "Bar"]
+    (slider,) = fig.layout.sliders
+    assert [s.label for s in slider.steps] == ["0.00", "1.00", "2.00"] and slider.active == 1
+    p, xt = perturbed_probs(rp, x[1], [0.0])
+    upd, idx = slider.steps[0].args
+    assert list(idx) == [0, 2, 1, 3]  # the images first, then the bars
+    assert upd["source"][1] == "data:image/png;base64," + base64.b64encode(png_bytes(xt[0, 0])).decode()
+    assert upd["x"][3] == pytest.approx(sorted(p[0, 0], reverse=True)[:2], abs=1e-6)
+    assert upd["y"][3][0] == rp.classnames[int(p[0, 0].argmax())]
+    assert "true: dog" in fig.layout.annotations[2].text
+
+
 def test_perturbation_explorer_needs_an_image_side(rp):
     from reprolab.methods import build_method
 
@@ -156,6 +188,12 @@ def test_map_figure_and_class_dropdown():
     assert ops[("fine-tuned", 1)] > 0.5 and ops[("fine-tuned", 0)] < 0.1 and ops[("pretrained", 2)] < 0.1
     box.dropdown.value = -1
     assert all(tr.marker.opacity > 0.5 for tr in box.figure.data)
+    # the static fallback: each dropdown entry carries the opacities the widget sets for that class
+    fig = class_map_static_figure(coords, y, ["a", "b", "c"])
+    buttons = fig.layout.updatemenus[0].buttons
+    assert [b.label for b in buttons] == ["all classes", "a", "b", "c"]
+    box.dropdown.value = 1
+    assert list(buttons[2].args[0]["marker.opacity"]) == [tr.marker.opacity for tr in box.figure.data]
 
 
 def test_drift_table_and_cka_matrix():

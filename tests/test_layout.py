@@ -23,7 +23,7 @@ LAYERS = [
     ["reprolab.evaluation"],
     ["reprolab.experiment"],
     ["reprolab.course"],
-    ["reprolab.bench", "reprolab.doctor"],
+    ["reprolab.bench", "reprolab.doctor", "reprolab.fetch"],
     ["reprolab.cli", "reprolab.__main__", "reprolab"],
 ]
 

@@ -1,10 +1,14 @@
-"""Course notebooks are stored clean, are parameterised, carry exercises, and their student versions run.
+"""Course notebooks are stored clean, open with the same setup cell, are parameterised, carry exercises, and their
+student versions run.
 
 Running the notebooks themselves is nbval's job (``pytest notebooks --nbval-lax``); this file checks what nbval
-does not: no stored outputs, the ``parameters`` cell, solution tagging and the student-version generator.
+does not: no stored outputs, the setup cell (and what it does off this machine), the ``parameters`` cell,
+solution tagging and the student-version generator.
 """
 
 import os
+import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -15,6 +19,25 @@ from reprolab.course.student import STUB, make_students
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 COURSE = ["00_zero_shot_clip", "01_image_reprogramming", "02_text_reprogramming", "03_residual_alpha"]
+# The first code cell of every notebook, verbatim: a no-op where reprolab imports; on Colab/Binder it installs the
+# kit (from the checkout when there is one, else from REPO_URL) and turns on Colab's widget manager.
+SETUP_CELL = """\
+# Setup: does nothing where reprolab is installed; on Colab or Binder it installs the kit first (once, a few minutes).
+REPO_URL = "https://github.com/YOUR-ORG/reprolab"  # placeholder: the URL of the repository these notebooks come from
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("reprolab") is None:  # from this checkout when there is one (Binder), else from REPO_URL
+    here = os.path.abspath("..")
+    src = f"file://{here}" if os.path.isfile(os.path.join(here, "pyproject.toml")) else f"git+{REPO_URL}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"reprolab[standin] @ {src}"], check=True)
+if "google.colab" in sys.modules:  # Colab draws ipywidgets through its custom widget manager
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
+# DEVICE = "auto" (next cell) uses the GPU when there is one (Colab: Runtime > Change runtime type > GPU)."""
 
 
 def _read(path):
@@ -38,9 +61,61 @@ def test_stored_without_outputs_or_execution_counts(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_first_code_cell_is_tagged_parameters_and_defines_fast(path):
+def test_first_code_cell_is_the_setup_cell(path):
     code = [c for c in _read(path).cells if c.cell_type == "code"]
-    assert "parameters" in _tags(code[0]), f"{path.name}: the first code cell must be tagged 'parameters'"
+    assert code[0].source == SETUP_CELL, f"{path.name}: the first code cell must be the setup cell, verbatim"
+    assert "setup" in _tags(code[0])
+
+
+def _run_setup(monkeypatch, tmp_path, installed: bool, colab: bool, checkout: bool):
+    """Execute the setup cell with pip, find_spec and google.colab replaced; return (pip calls, widget calls)."""
+    import importlib.util
+    import subprocess
+
+    pip, widgets = [], []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check: pip.append(cmd))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: (real(name, *a) if installed else None) if name == "reprolab" else real(name, *a),
+    )
+    if colab:
+        fake = types.ModuleType("google.colab")
+        fake.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: widgets.append(1))
+        monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+        monkeypatch.setitem(sys.modules, "google.colab", fake)
+    (tmp_path / "nb").mkdir(exist_ok=True)
+    if checkout:
+        (tmp_path / "pyproject.toml").write_text("[project]\nname = 'reprolab'\n")
+    monkeypatch.chdir(tmp_path / "nb")
+    exec(SETUP_CELL, {})
+    return pip, widgets
+
+
+def test_setup_cell_does_nothing_where_reprolab_is_installed(monkeypatch, tmp_path):
+    assert _run_setup(monkeypatch, tmp_path, installed=True, colab=False, checkout=False) == ([], [])
+
+
+def test_setup_cell_installs_the_kit_on_colab_and_binder(monkeypatch, tmp_path):
+    pip, widgets = _run_setup(monkeypatch, tmp_path, installed=False, colab=True, checkout=False)
+    assert pip == [[sys.executable, "-m", "pip", "install", "-q", "reprolab[standin] @ git+" + _repo_url()]]
+    assert widgets == [1]
+    pip, widgets = _run_setup(monkeypatch, tmp_path, installed=False, colab=False, checkout=True)  # Binder
+    assert pip == [[sys.executable, "-m", "pip", "install", "-q", f"reprolab[standin] @ file://{tmp_path}"]]
+    assert widgets == []
+
+
+def _repo_url() -> str:
+    ns: dict = {}
+    exec(SETUP_CELL.split("import importlib")[0], ns)
+    return ns["REPO_URL"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_second_code_cell_is_tagged_parameters_and_defines_fast(path):
+    code = [c for c in _read(path).cells if c.cell_type == "code"][1:]
+    assert "parameters" in _tags(code[0]), f"{path.name}: the code cell after the setup cell must be 'parameters'"
     ns: dict = {}
     exec(code[0].source, ns)  # parameters cells are plain assignments
     assert ns["FAST"] is True and ns["ENCODER"] == "auto"

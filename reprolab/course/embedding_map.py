@@ -9,6 +9,8 @@ leaves the pretrained encoder untouched, while full fine-tuning rewrites it and 
   new point lands near its nearest pretrained neighbours. So all models share the pretrained map's coordinates
   (fitting a separate UMAP per model would give unrelated axes). Features are L2-normalised, so the default
   euclidean metric ranks neighbours exactly as cosine does.
+* **Picking a class.** :func:`class_map_explorer` (ipywidgets Dropdown, live) fades the other classes;
+  :func:`class_map_static_figure` does the same with a plotly dropdown, for exported HTML with no kernel.
 * **Cosine drift** c_i = ⟨a_i, b_i⟩ / (‖a_i‖ ‖b_i‖) per image, and **linear CKA** between A and B — thin wrappers
   over :mod:`reprolab.evaluation.drift`, which states the equations. Neither depends on the 2-D map.
 """
@@ -30,6 +32,7 @@ __all__ = [
     "shared_map",
     "map_figure",
     "class_map_explorer",
+    "class_map_static_figure",
     "drift_histograms",
     "drift_table",
     "cka_matrix",
@@ -177,6 +180,25 @@ def class_map_explorer(coords: dict, labels, classnames):
     box = W.VBox([pick, fig])
     box.dropdown, box.figure = pick, fig
     return box
+
+
+def class_map_static_figure(coords, labels, classnames) -> go.Figure:
+    """The explorer's static fallback (exported HTML, nbviewer, no kernel): the same map with a plotly dropdown
+    whose entries carry every trace's opacity for that class, so picking a class works with no widget front end."""
+    fig = map_figure(coords, labels, classnames)
+    choices = [("all classes", None)] + [(c, j) for j, c in enumerate(classnames)]
+    buttons = [
+        dict(
+            label=label,
+            method="restyle",
+            args=[{"marker.opacity": [_opacity(tr.meta[0], show) for tr in fig.data]}, list(range(len(fig.data)))],
+        )
+        for label, show in choices
+    ]
+    fig.update_layout(
+        updatemenus=[dict(buttons=buttons, direction="down", x=0.0, xanchor="left", y=1.12, yanchor="top")]
+    )
+    return fig
 
 
 def drift_histograms(reference, adapted: dict, bins: int = 40) -> go.Figure:

@@ -8,6 +8,10 @@ feeds the frozen encoder x̃ = clamp(pad(up(resize(x))) + δ, 0, 1) with δ = M 
 and shows the reprogrammer's class probabilities softmax(s · f_I(x̃) f_Tᵀ) — so λ = 0 removes the learned frame
 (but keeps the reprogrammed text side) and λ = 1 is the trained model.
 
+Without a widget front end (exported HTML, nbviewer) use :func:`perturbation_static_figure`: the encoder's input
+and the top classes for a few images, with a plotly (kernel-free) slider over λ whose steps carry precomputed
+images and probabilities; the R/G/B switches are live-only.
+
 DOM markers for browser tests: ``rl-perturbation-scale``, ``rl-perturbation-figure`` and
 ``<span class="rl-perturbation-metrics" data-scale data-pred>``.
 """
@@ -23,7 +27,7 @@ import torch
 from reprolab.course.threshold_explorer import ID_COLOUR, png_bytes
 from reprolab.errors import ReprolabError
 
-__all__ = ["perturbed_probs", "perturbation_figure", "perturbation_explorer"]
+__all__ = ["perturbed_probs", "perturbation_figure", "perturbation_explorer", "perturbation_static_figure"]
 
 
 # ----- perturbation -------------------------------------------------------------------------------------------------
@@ -149,3 +153,64 @@ def perturbation_explorer(
         update,
     )
     return box
+
+
+def _pick(images, labels, n: int):
+    """(images [n,3,H,W], labels or None): evenly spaced items of an ImageSet, or the first ``n`` of a tensor."""
+    if isinstance(images, torch.Tensor):
+        x = images[None] if images.ndim == 3 else images
+        return x[:n], (None if labels is None else list(labels)[:n])
+    idx = np.unique(np.linspace(0, len(images) - 1, min(len(images), n)).round().astype(int))
+    items = [images[int(j)] for j in idx]
+    return torch.stack([x for x, _ in items]), (labels if labels is not None else [y for _, y in items])
+
+
+def perturbation_static_figure(
+    rp_method, images, classnames, labels=None, scales=None, top: int = 3, n_images: int = 4
+):
+    """The explorer's static fallback: for ``n_images`` images, the encoder's input x̃(λ) and the top-``top``
+    probabilities, with a plotly slider over λ (each step restyles every image and bar) — no kernel needed."""
+    import base64
+
+    from plotly.subplots import make_subplots
+
+    scales = np.round(np.linspace(0, 2, 9), 4) if scales is None else np.asarray(scales, dtype=float)
+    x, labels = _pick(images, labels, n_images)
+    p, xt = perturbed_probs(rp_method, x, scales)  # [S, N, C], [S, N, 3, H, W]
+    uri = lambda t: "data:image/png;base64," + base64.b64encode(png_bytes(t)).decode()
+    titles = []
+    for j in range(len(x)):
+        true = f" (true: {classnames[int(labels[j])]})" if labels is not None and int(labels[j]) >= 0 else ""
+        titles += [f"image #{j}{true}", f"top-{top} classes"]
+    fig = make_subplots(rows=len(x), cols=2, subplot_titles=titles, horizontal_spacing=0.2)
+    start = int(np.argmin(np.abs(scales - 1.0)))
+    image_idx, bar_idx = [], []
+
+    def bars(s, j):
+        best = np.argsort(-p[s, j])[:top]
+        return [float(p[s, j, c]) for c in best], [classnames[c] for c in best]
+
+    for j in range(len(x)):
+        fig.add_trace(go.Image(source=uri(xt[start, j]), hoverinfo="skip"), row=j + 1, col=1)
+        image_idx.append(len(fig.data) - 1)
+        bx, by = bars(start, j)
+        fig.add_trace(go.Bar(x=bx, y=by, orientation="h", marker_color=ID_COLOUR, showlegend=False), row=j + 1, col=2)
+        bar_idx.append(len(fig.data) - 1)
+        fig.update_xaxes(range=[0, 1], row=j + 1, col=2)
+        fig.update_yaxes(autorange="reversed", row=j + 1, col=2)
+        fig.update_xaxes(visible=False, row=j + 1, col=1)
+        fig.update_yaxes(visible=False, row=j + 1, col=1)
+    steps = []
+    for s, lam in enumerate(scales):
+        b = [bars(s, j) for j in range(len(x))]
+        upd = {"source": [uri(xt[s, j]) for j in range(len(x))] + [None] * len(x)}
+        upd["x"] = [None] * len(x) + [bx for bx, _ in b]
+        upd["y"] = [None] * len(x) + [by for _, by in b]
+        steps.append(dict(method="restyle", label=f"{lam:.2f}", args=[upd, image_idx + bar_idx]))
+    fig.update_layout(
+        title="The learned frame δ scaled by λ (0 = no frame, 1 = trained): the encoder's input and its prediction",
+        sliders=[dict(active=start, steps=steps, currentvalue=dict(prefix="δ scale λ = "), y=0, yanchor="top")],
+        height=230 * len(x) + 120,
+        margin=dict(b=110),
+    )
+    return fig

@@ -1,10 +1,10 @@
 """Class names in each ID task's label order, and the ImageNet wnid lists.
 
-CIFAR-10/100, Fashion-MNIST and STL-10 names live in ``data/classnames/<task>.json`` (open_clip ships only the
-ImageNet names). CIFAR-100 names use spaces ("aquarium fish"); their on-disk folder names use underscores.
+CIFAR-10/100, Fashion-MNIST and STL-10 names live in ``reprolab/data/classnames/<task>.json`` (package data, so a
+plain ``pip install`` has them; open_clip ships only the ImageNet names). CIFAR-100 names use spaces ("aquarium fish"); their on-disk folder names use underscores.
 ImageNet: names from ``open_clip.zero_shot_metadata.IMAGENET_CLASSNAMES`` (OpenAI's CLIP names, standard index
 order); the 1000 wnids (sorted = standard index order) and the 200-class ImageNet-A / -R wnid lists are in
-``data/imagenet/`` (copied from the lists timm ships, used as fallback).
+``reprolab/data/imagenet/`` (copied from the lists timm ships, used as fallback).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import importlib.util
 import json
 from pathlib import Path
 
-from reprolab.datasets.roots import REPO_DATA
 from reprolab.errors import ReprolabError
+
+PACKAGE_DATA = Path(__file__).resolve().parents[1] / "data"  # reprolab/data: files the library needs to run
 
 
 @functools.cache
@@ -25,9 +26,11 @@ def classnames(task: str) -> tuple[str, ...]:
         from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
         return tuple(IMAGENET_CLASSNAMES)
-    path = REPO_DATA / "classnames" / f"{task}.json"
+    path = PACKAGE_DATA / "classnames" / f"{task}.json"
     if not path.is_file():
-        raise ReprolabError(f"no class names for '{task}' at {path}; restore data/classnames from the repository")
+        raise ReprolabError(
+            f"no class names for '{task}' at {path}; reinstall reprolab (pip install --force-reinstall reprolab)"
+        )
     return tuple(json.loads(path.read_text()))
 
 
@@ -44,10 +47,10 @@ def imagenet_wnids(which: str = "1000") -> tuple[str, ...]:
     """The 1000 ImageNet wnids in class-index order, or the 200 of ImageNet-A ("a") / ImageNet-R ("r")."""
     ours = {"1000": "wnids.txt", "a": "imagenet_a_wnids.txt", "r": "imagenet_r_wnids.txt"}[which]
     theirs = {"1000": "imagenet_synsets.txt", "a": "imagenet_a_synsets.txt", "r": "imagenet_r_synsets.txt"}[which]
-    for p in (REPO_DATA / "imagenet" / ours, _timm_info(theirs)):
+    for p in (PACKAGE_DATA / "imagenet" / ours, _timm_info(theirs)):
         if p is not None and p.is_file():
             return tuple(p.read_text().split())
     raise ReprolabError(
-        f"ImageNet wnid list '{ours}' not found in data/imagenet/ nor in timm; "
-        "restore data/imagenet from the repository or pip install timm"
+        f"ImageNet wnid list '{ours}' not found in reprolab/data/imagenet/ nor in timm; "
+        "reinstall reprolab or pip install timm"
     )

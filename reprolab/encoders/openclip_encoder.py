@@ -3,7 +3,9 @@
 * ``OpenClipEncoder.from_pretrained("ViT-B-32", "openai")`` — any open_clip architecture with a pretrained tag
   (downloaded by open_clip when online) or a local checkpoint file (``pretrained="/path/to/weights.bin"``).
   The OpenAI ViT-B/32 weights were trained with QuickGELU, so the tag ``openai`` selects the ``-quickgelu``
-  variant of the architecture (open_clip otherwise warns and the features are subtly wrong).
+  variant of the architecture (open_clip otherwise warns and the features are subtly wrong); a local file gets
+  the activation the rule in :mod:`reprolab.encoders.clip_weights` chooses, or a one-line refusal. OpenAI's
+  TorchScript ``.pt`` archive is read too (its tensors copied into the open_clip model).
 * ``tiny_openclip()`` — a tiny random-init CLIP (32 px, width 32, one layer) for fast unit tests.
 
 The text-tower forward is written out here (it mirrors ``open_clip.model.CLIP.encode_text``) because the text
@@ -12,14 +14,17 @@ reprogrammer and CoOp need to run it on *given* word embeddings and a *given* po
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 
 import torch
 from torch import Tensor, nn
 
 from reprolab.encoders.base import Encoder
+from reprolab.encoders.clip_weights import is_torchscript, quickgelu_for
 from reprolab.encoders.frozen_fast_paths import use_frozen_fast_paths
-from reprolab.errors import MissingWeightsError
+from reprolab.errors import ConfigError, MissingWeightsError
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -50,18 +55,37 @@ class OpenClipEncoder(Encoder):
 
     # ----- construction -------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, arch: str = "ViT-B-32", pretrained: str = "openai") -> OpenClipEncoder:
+    def from_pretrained(
+        cls, arch: str = "ViT-B-32", pretrained: str = "openai", *, assume_openai: bool = False
+    ) -> OpenClipEncoder:
+        """``pretrained``: an open_clip tag or a local file (a state dict, or OpenAI's TorchScript ``.pt``).
+
+        For a file, QuickGELU or GELU is chosen by the rule in :mod:`reprolab.encoders.clip_weights`; a file it
+        cannot place is refused, unless ``assume_openai`` (the file is known to hold OpenAI's weights).
+        """
         import open_clip
 
-        if pretrained == "openai" and not arch.endswith("-quickgelu"):
-            arch = arch + "-quickgelu"
         is_file = os.path.sep in pretrained or os.path.exists(pretrained)
         if is_file and not os.path.isfile(pretrained):
             raise MissingWeightsError(
                 f"open_clip checkpoint {pretrained!r} does not exist; " + NO_WEIGHTS_HELP.format(arch=arch)
             )
+        quick = _quickgelu(arch, pretrained, is_file, assume_openai)
+        arch = arch.removesuffix("-gelu")
+        force = False
+        if quick and not arch.endswith("-quickgelu"):
+            if arch + "-quickgelu" in open_clip.list_models():
+                arch += "-quickgelu"
+            else:
+                force = True  # an architecture without a -quickgelu twin: open_clip switches the activation
+        jit = is_file and is_torchscript(pretrained)
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained)
+            with _quiet_root_log(jit):  # open_clip would log "initialized randomly"; the tensors come next
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    arch, pretrained=None if jit else pretrained, force_quick_gelu=force
+                )
+            if jit:  # OpenAI's release format; open_clip's file loader refuses TorchScript archives
+                _load_torchscript_weights(model, pretrained)
         except Exception as exc:  # network errors, missing cache, bad file: all mean "no weights"
             raise MissingWeightsError(
                 f"cannot load open_clip {arch} weights {pretrained!r} ({type(exc).__name__}: {exc}); "
@@ -70,10 +94,11 @@ class OpenClipEncoder(Encoder):
         norm = [t for t in preprocess.transforms if type(t).__name__ == "Normalize"]
         mean, std = (norm[0].mean, norm[0].std) if norm else (OPENAI_MEAN, OPENAI_STD)
         tag = os.path.basename(pretrained) if is_file else pretrained
+        name = arch + ("-quickgelu" if force else "")
         return cls(
             model,
-            id=f"openclip-{arch}-{tag}",
-            display_name=f"CLIP {arch} ({tag})",
+            id=f"openclip-{name}-{tag}",
+            display_name=f"CLIP {name} ({tag})",
             tokenizer=open_clip.get_tokenizer(arch),
             mean=mean,
             std=std,
@@ -115,6 +140,51 @@ class OpenClipEncoder(Encoder):
 
     def image_parameters(self):
         return self.model.visual.parameters()
+
+
+def _quickgelu(arch: str, pretrained: str, is_file: bool, assume_openai: bool) -> bool:
+    """QuickGELU or not: a tag says it in open_clip's table; a file by :func:`clip_weights.quickgelu_for`."""
+    import open_clip
+
+    if not is_file:
+        if arch.endswith("-gelu"):
+            return False
+        cfg = open_clip.get_pretrained_cfg(arch.removesuffix("-quickgelu"), pretrained) or {}
+        return arch.endswith("-quickgelu") or bool(cfg.get("quick_gelu", False))
+    quick = quickgelu_for(pretrained, arch)
+    if quick is None and assume_openai:
+        return True
+    if quick is None:
+        base = arch.removesuffix("-quickgelu")
+        raise ConfigError(
+            f"cannot tell whether {pretrained} holds OpenAI's CLIP weights (trained with QuickGELU) or GELU ones: "
+            f"write openclip:{base}-quickgelu:{pretrained} for OpenAI's weights, openclip:{base}-gelu:{pretrained} "
+            "for others, or keep open_clip's file name (the rule: reprolab/encoders/clip_weights.py)"
+        )
+    return quick
+
+
+@contextlib.contextmanager
+def _quiet_root_log(quiet: bool):
+    root = logging.getLogger()
+    old = root.level
+    if quiet:
+        root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(old)
+
+
+def _load_torchscript_weights(model, path: str) -> None:
+    """Copy the tensors of a TorchScript archive (OpenAI's ``.pt``) into an open_clip model of the same shape."""
+    state = torch.jit.load(path, map_location="cpu").state_dict()
+    for key in ("input_resolution", "context_length", "vocab_size"):  # OpenAI's archive stores these as tensors
+        state.pop(key, None)
+    kept = model.state_dict()
+    for key in [k for k, _ in model.named_buffers() if k not in kept]:  # non-persistent buffers (attn_mask)
+        state.pop(key, None)
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
 
 
 def tiny_openclip(seed: int = 0) -> OpenClipEncoder:
