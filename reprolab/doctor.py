@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 STANDIN_NAME = "offline stand-in (EfficientNet-Lite0 + MiniLM)"
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 PACKAGES = (
     "torch",
     "torchvision",
@@ -221,15 +220,18 @@ def dataset_lines(root=None) -> list[str]:
 
 
 def fashion_package_line() -> str:
-    files = sorted(p.name for p in FASHION_DIR.glob("*.gz")) if FASHION_DIR.is_dir() else []
+    from reprolab.datasets.roots import system_dir
+
+    folder = system_dir("fashion-mnist")
+    files = sorted(p.name for p in folder.glob("*.gz")) if folder.is_dir() else []
     pkg = "unknown"
     if shutil.which("dpkg-query"):
         r = subprocess.run(
             ["dpkg-query", "-W", "-f=${Status}", "dataset-fashion-mnist"], capture_output=True, text=True
         )
         pkg = "installed" if "install ok installed" in r.stdout else "not installed"
-    hint = "" if files else " — sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu)"
-    return f"  Debian package dataset-fashion-mnist: {pkg}; {FASHION_DIR}: {len(files)} files{hint}"
+    hint = "" if files else " (optional: download: auto fetches Fashion-MNIST from torchvision's mirror)"
+    return f"  Debian package dataset-fashion-mnist: {pkg}; {folder}: {len(files)} files{hint}"
 
 
 def report(root=None) -> str:

@@ -18,6 +18,7 @@ a fetched folder among the data roots and checks it against its manifest (sizes;
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -25,6 +26,7 @@ import os
 from pathlib import Path
 
 from reprolab.datasets import REGISTRY, load_dataset
+from reprolab.datasets.roots import SYSTEM_VAR
 from reprolab.encoders.clip_weights import FETCHED_FILE, download_openai, fetched_file
 from reprolab.errors import ReprolabError
 
@@ -78,6 +80,20 @@ def _version() -> str:
         return "unknown"
 
 
+@contextlib.contextmanager
+def _no_system_copies(root: Path):
+    """Hide system-wide dataset packages (``/usr/share/datasets``) so that every set lands in ``root`` itself."""
+    old = os.environ.get(SYSTEM_VAR)
+    os.environ[SYSTEM_VAR] = str(root / ".no-system-data")
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(SYSTEM_VAR, None)
+        else:
+            os.environ[SYSTEM_VAR] = old
+
+
 def fetch(to, *, clip: bool = False, data: str = "course") -> dict:
     """Download into ``to``, write ``to/manifest.json`` and return it (see the module docstring)."""
     root = Path(to).expanduser().resolve()
@@ -93,7 +109,8 @@ def fetch(to, *, clip: bool = False, data: str = "course") -> dict:
     for name, split in sets:
         print(f"[reprolab] fetching {name} ({split}) …", flush=True)
         try:
-            n = len(load_dataset(name, split, root=str(root), download=True))
+            with _no_system_copies(root):  # a Debian copy here is no copy in DIR: fetch it into DIR
+                n = len(load_dataset(name, split, root=str(root), download=True))
             status[f"{name}/{split}"] = f"ok, {n} images"
         except ReprolabError as exc:
             status[f"{name}/{split}"] = f"failed: {exc}"

@@ -4,12 +4,12 @@ The strong preset's figures (zero-shot CIFAR-10 0.557 on the full test set vs 0.
 docs/standin.md; here we pin what must hold for it to be the encoder it claims to be."""
 
 import importlib.util
-import os
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import require
 
 from reprolab.encoders import _standin_spec, load_encoder
 from reprolab.encoders.standin_encoder import PRESETS, imagenet_prompts
@@ -48,9 +48,7 @@ def test_hypernym_prompts_name_the_class_and_its_wordnet_ancestors():
 
 def test_shipped_prompts_are_what_the_generator_makes_from_wordnet():
     if not WORDNET.is_file():
-        if os.environ.get("CI"):
-            pytest.fail("WordNet missing in CI: apt-get install wordnet-base (.ci/run does)")
-        pytest.skip("WordNet not installed (apt-get install wordnet-base)")
+        require(False, "WordNet not installed: apt-get install wordnet-base (.ci/run does)")
     spec = importlib.util.spec_from_file_location("gen", ROOT / "scripts" / "make_hypernym_prompts.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
