@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from reprolab import distributed
 from reprolab.errors import ConfigError
 from reprolab.experiment.log import log
 from reprolab.experiment.naming import ALPHA_METHODS, label
@@ -227,6 +228,8 @@ def write_selection(runner) -> Path:
         e["label"] = label(spec.name, chosen, e["alpha"])
         out["methods"][spec.name] = e
     path = runner.out / "selection.json"
+    if not distributed.is_main():  # torchrun: rank 0 writes it
+        return path
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(out, indent=1))
     tmp.replace(path)
