@@ -24,6 +24,7 @@ it imports only :mod:`reprolab.errors`, and torch only when it is already in use
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -109,15 +110,34 @@ def average_gradients(params) -> None:
 def gather_with_grad(x):
     """``x`` of every rank concatenated in rank order; the backward pass sends each rank its slice's gradient.
 
-    Every rank then holds the same global tensor, so a loss over it is the global batch's loss; its gradient
-    reaches this rank's parameters through this rank's slice (times N, undone by :func:`average_gradients`).
+    Every rank then holds the same global tensor, so a loss over it is the global batch's loss. Backward sums the
+    gradient of every rank's (identical) loss for this rank's slice — N times its share, which
+    :func:`average_gradients` divides back. Written here (twelve lines) rather than taken from
+    ``torch.distributed.nn``, whose version is deprecated and whose replacement is private.
     """
     if world_size() == 1:
         return x
-    import torch
-    from torch.distributed.nn.functional import all_gather
+    return _gather_function().apply(x)
 
-    return torch.cat(all_gather(x.contiguous()))
+
+@functools.cache
+def _gather_function():
+    import torch
+
+    class GatherWithGrad(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            parts = [torch.empty_like(x) for _ in range(world_size())]
+            _dist().all_gather(parts, x.contiguous())
+            return torch.cat(parts)
+
+        @staticmethod
+        def backward(ctx, grad):
+            grad = grad.contiguous()
+            _dist().all_reduce(grad)
+            return local_rows(grad)
+
+    return GatherWithGrad
 
 
 def gather_plain(x):
