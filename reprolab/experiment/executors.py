@@ -16,11 +16,12 @@ each training happens; the runner asks it for a checkpoint (:meth:`wait`) right 
   ``results.jsonl``, so there is one writer as before. A worker that dies is retried by Ray (``max_retries``)
   and resumes from its last checkpoint. Checkpoints and rows are the same whichever executor wrote them, so a
   run started serially can be finished on Ray and vice versa. On a cluster the run folder must be on a shared
-  filesystem. Evaluation stays on the driver (it reads the feature cache the serial run uses).
+  filesystem. Evaluation runs on the worker too: after training, the task writes the method's outputs on the
+  sets its rows need into the run's feature cache (``OUT/features``), and the driver turns them into rows.
 * ``torchrun`` (data-parallel, :mod:`reprolab.distributed`): every rank runs the serial executor; ranks other
   than 0 keep their rows in memory (:class:`RankResults`) so that every rank makes the same resume decisions.
 
-Neither Ray nor ``torch.distributed`` is imported on the serial path.
+Ray is imported only by :class:`RayExecutor`: never on the serial path.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def needed(runner, spec, seed: int) -> bool:
 
 def trainings(runner) -> list[tuple]:
     """``(spec, seed)`` of every training the run needs now: a swept method's candidates at the first seed
-    (while it is not chosen), every other trained method at every seed."""
+    (while it is not chosen), every other trained method at every seed. A candidate's spec keeps ``sweep``
+    empty and its values in ``params`` (:func:`~reprolab.experiment.protocol.resolved`)."""
     first, jobs = runner.cfg.seeds[0], []
     for spec in runner.cfg.methods:
         if spec.name in NOT_TRAINED:
@@ -93,8 +95,11 @@ def train_on_worker(runner_cls, cfg, out: str, run_state: dict, spec, seed: int,
     """The body of a Ray task: train (or resume, or just load) the checkpoint of ``spec`` at ``seed``.
 
     ``runner_cls``: :class:`reprolab.experiment.runner.Runner` (passed in: the runner imports this module);
-    ``run_state``: the driver's ``specs`` (bases resolved to the chosen params) and ``swept`` (checkpoint names).
-    The encoder and data are loaded once per worker process and run folder."""
+    ``run_state``: the driver's ``specs`` (bases resolved to the chosen params), ``swept`` (checkpoint names) and
+    ``candidate`` (a sweep candidate, scored on validation only). The encoder and data are loaded once per worker
+    process and run folder."""
+    from reprolab.evaluation.evaluate import collect
+
     key = (out, config_hash({k: v for k, v in cfg.to_dict().items() if k != "methods"}))
     if key not in _WORKER_RUNS:
         _WORKER_RUNS[key] = runner_cls(cfg, out, resume=True)
@@ -102,7 +107,12 @@ def train_on_worker(runner_cls, cfg, out: str, run_state: dict, spec, seed: int,
     runner = _WORKER_RUNS[key]
     runner.cfg, runner.callback = cfg, callback
     runner.specs, runner.swept = dict(run_state["specs"]), set(run_state["swept"])
-    runner.trained(spec, seed)
+    method = runner.trained(spec, seed)
+    # evaluation on the worker: the outputs the driver's rows need go into the run's feature cache, so the driver
+    # only turns cached logits into rows (a candidate: the validation set; a chosen run: the test sets too)
+    sets = [runner.val_set] if runner.val_set is not None and seed == cfg.seeds[0] else []
+    sets += [] if run_state.get("candidate") else runner.all_sets
+    collect(method, sets, runner.cache, cfg.eval_batch_size, progress=False)
     return str(runner.ckpt_dir(spec, seed))
 
 
@@ -146,7 +156,8 @@ class RayExecutor:
         )
 
     def submit(self, runner, spec, seed: int, ckpt: Path) -> None:
-        state = dict(specs=runner.specs, swept=runner.swept)
+        candidate = spec.name in runner.swept and spec.name not in runner.chosen
+        state = dict(specs=runner.specs, swept=runner.swept, candidate=candidate)
         args = (type(runner), runner.cfg, str(runner.out), state, spec, seed, self.callback)
         self.futures[ckpt] = self.task.remote(*args)
         log(f"ray: submitted {spec.name} seed {seed} → {ckpt.name}")
