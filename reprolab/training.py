@@ -12,6 +12,10 @@ replays the same batches and the same dropout masks: the final tensors equal an 
 
 A checkpoint holds the method's trainable tensors, the optimiser state (moments and step counts) and the
 loop position — safetensors + JSON through :mod:`reprolab.checkpoint`, written atomically.
+
+Under ``torchrun`` (:mod:`reprolab.distributed`) every process draws the same global batch and trains on its
+contiguous share; the trainable gradients are averaged over the processes before each step, so the tensors follow
+the single-process run's; rank 0 alone writes checkpoints.
 """
 
 from __future__ import annotations

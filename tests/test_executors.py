@@ -4,6 +4,7 @@ checkpoint, resuming across executors, and a serial path that never imports Ray.
 Ray runs locally with 2 CPUs (one training per CPU) on the tiny random-init encoder and small real CIFAR-10 subsets.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -175,6 +176,16 @@ def test_a_serial_run_is_finished_on_ray(runs, ray_executor, tmp_path):
     run(cfg, half, executor=ray_executor)
     assert_same_rows(serial, half)
     assert sorted(p.name.split("-s1")[0] for p in (half / "checkpoints").glob("*-s1*")) == ["finetune", "reprogrammer"]
+
+
+def test_a_workers_error_comes_back_as_one_line(runs, ray_executor, tmp_path):
+    """An error raised by the kit on a worker reaches the driver as itself (the CLI prints it as one line)."""
+    from reprolab.errors import ReprolabError
+
+    cfg, *_ = runs
+    bad = dataclasses.replace(cfg.methods[1], train={**cfg.methods[1].train, "batch_size": 0})  # finetune
+    with pytest.raises(ReprolabError, match="batch_size=0"):
+        run(dataclasses.replace(cfg, methods=[bad], val_subset=None), tmp_path / "bad", executor=ray_executor)
 
 
 def test_the_serial_path_never_imports_ray(tmp_path, shared_datasets):

@@ -149,7 +149,7 @@ class RayExecutor:
         self.task = ray.remote(train_on_worker).options(
             num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries
         )
-        self.callback, self.futures = callback, {}
+        self.callback, self.futures, self.max_retries = callback, {}, max_retries
         log(
             f"ray: {ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} GPUs; "
             f"{cpus_per_task:g} CPU + {gpus_per_task:g} GPU per training"
@@ -183,6 +183,11 @@ class RayExecutor:
             self.ray.get(self.futures.pop(ckpt))
         except self.ray.exceptions.RayTaskError as exc:  # the worker's own error (e.g. a NaN loss), as one line
             raise exc.as_instanceof_cause() from None
+        except self.ray.exceptions.RayError as exc:  # its workers kept dying: retries used up
+            raise ReprolabError(
+                f"{spec.name} seed {seed}: its Ray task failed after {self.max_retries} retries "
+                f"({type(exc).__name__}); run the same command again to resume from {ckpt}"
+            ) from None
         runner.fresh.add(ckpt)
 
     def close(self) -> None:
