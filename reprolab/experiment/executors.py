@@ -8,9 +8,9 @@ each training happens; the runner asks it for a checkpoint (:meth:`wait`) right 
   checkpoint in-process when it first needs it — the kit's behaviour before executors existed.
 * :class:`RayExecutor` (``--executor ray [--address ADDR]``, ``pip install reprolab[ray]``): :meth:`schedule`
   submits every training the protocol does not have to wait for as one Ray task with its resource request
-  (``cpus_per_task``, ``gpus_per_task``; a GPU each when the cluster has GPUs). The runner calls it twice: before
-  the sweeps (every candidate at the first seed, and every unswept method at every seed) and after the choices
-  (the chosen candidates at the other seeds) — so the scheduler waits only where the protocol needs a choice.
+  (``cpus_per_task``, ``gpus_per_task``; a GPU each when the cluster has GPUs). The runner calls it before the
+  sweeps (every candidate at the first seed, and every unswept method at every seed) and the protocol after each
+  choice (that method's chosen params at the other seeds) — so the scheduler waits only where a choice is needed.
   A task builds the run on its worker once (encoder and data, cached per worker process) and trains into the
   run folder's checkpoint directory with ``fit(resume=True)``; it writes no rows: only the driver appends to
   ``results.jsonl``, so there is one writer as before. A worker that dies is retried by Ray (``max_retries``)
@@ -76,6 +76,8 @@ def trainings(runner) -> list[tuple]:
     for spec in runner.cfg.methods:
         if spec.name in NOT_TRAINED:
             continue
+        if spec.sweep and spec.name in runner.chosen:  # chosen while the other sweeps are still running
+            spec = resolved(spec, runner.chosen[spec.name])
         if spec.sweep:
             for values in candidates(spec):
                 cand = resolved(spec, values)

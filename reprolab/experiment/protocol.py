@@ -173,6 +173,7 @@ def select_hyperparameters(runner) -> None:
         runner.specs[spec.name] = resolved(spec, cands[best])
         specs.append(runner.specs[spec.name])
         log(f"sweep · {spec.name}: chose {cands[best]} (validation acc {scores[best]:.4f}, seed {seed})")
+        runner.executor.schedule(runner)  # Ray: its other seeds start now (reprolab.experiment.executors)
     runner.cfg = dataclasses.replace(runner.cfg, methods=specs)
     write_selection(runner)
 

@@ -237,8 +237,7 @@ def run(cfg: Config, out_dir, resume: bool = True, executor=None) -> Path:
     r.load()
     r.executor.schedule(r)  # Ray: every training that waits on no choice starts now
     if r.val_set is not None:  # the fair protocol: sweeps chosen on validation first (reprolab.experiment.protocol)
-        select_hyperparameters(r)
-        r.executor.schedule(r)  # ... and the chosen candidates at the other seeds
+        select_hyperparameters(r)  # ... which schedules each chosen candidate's other seeds
     for seed in cfg.seeds:
         for spec in r.cfg.methods:  # a base is trained when first needed and loaded afterwards
             r.run_one(spec, seed)
