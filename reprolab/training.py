@@ -18,6 +18,10 @@ is why it is off unless asked for. The runner records ``amp`` in every result ro
 
 A checkpoint holds the method's trainable tensors, the optimiser state (moments and step counts) and the
 loop position — safetensors + JSON through :mod:`reprolab.checkpoint`, written atomically.
+
+Under ``torchrun`` (:mod:`reprolab.distributed`) every process draws the same global batch and trains on its
+contiguous share; the trainable gradients are averaged over the processes before each step, so the tensors follow
+the single-process run's; rank 0 alone writes checkpoints.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from reprolab import distributed
 from reprolab.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from reprolab.errors import ConfigError, NonFiniteLossError
 
@@ -148,6 +153,7 @@ def training_step(method, opts, images, labels, lr_wd: dict, amp: bool = False, 
     for o in opts:
         o.zero_grad(set_to_none=True)
     loss.backward()
+    distributed.average_gradients([p for o in opts for g in o.param_groups for p in g["params"]])  # torchrun only
     for o in opts:
         o.step()
     method.post_step(lr_wd)
@@ -206,7 +212,8 @@ def fit(method, train_set, cfg: TrainConfig, out_dir=None, resume: bool = False,
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
             perm_epoch = epoch
         b = step % per_epoch
-        images, labels = _batch(train_set, perm[b * cfg.batch_size : (b + 1) * cfg.batch_size])
+        idx = distributed.shard(perm[b * cfg.batch_size : (b + 1) * cfg.batch_size])  # torchrun: this rank's share
+        images, labels = _batch(train_set, idx)
         images, labels = images.to(device), labels.to(device)
         lr_wd = {}
         for o, lrs in zip(opts, base_lrs):
@@ -227,9 +234,10 @@ def fit(method, train_set, cfg: TrainConfig, out_dir=None, resume: bool = False,
         bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['acc']:.2f}" if rec["acc"] is not None else "-")
         if callback is not None:
             callback(step + 1, method, rec)
-        if out is not None and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == total):
+        if out is not None and distributed.is_main() and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == total):
             save(step + 1)
     method.eval()
-    if out is not None:
+    if out is not None and distributed.is_main():
         (out / "history.json").write_text(json.dumps(history.steps))
+    distributed.barrier()  # torchrun: the other ranks go on once rank 0's checkpoint is on disk
     return history

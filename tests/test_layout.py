@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parents[1] / "reprolab"
 # lowest first; "reprolab" alone is the public API in reprolab/__init__.py (it may import anything)
 LAYERS = [
     ["reprolab.errors"],
-    ["reprolab.checkpoint", "reprolab.datasets", "reprolab.encoders"],
+    ["reprolab.checkpoint", "reprolab.distributed", "reprolab.datasets", "reprolab.encoders"],
     ["reprolab.reprogramming", "reprolab.training"],
     ["reprolab.methods"],
     ["reprolab.evaluation"],

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 from tqdm.auto import tqdm
 
 from reprolab.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+from reprolab.distributed import gather_shards, shard_range
 from reprolab.errors import CheckpointError, ReprolabError
 
 __all__ = ["extract", "batches", "state_hash", "key_hash", "method_key", "method_outputs", "FeatureCache"]
@@ -94,13 +95,15 @@ def extract(
     _check_batch_size(batch_size)
     if len(dataset) == 0:
         raise ReprolabError(f"dataset {getattr(dataset, 'name', '?')} is empty; check its path/subset")
+    name = str(getattr(dataset, "name", "features"))
+    dataset = rank_share(dataset, batch_size)  # torchrun: this rank's block of batches; else all of them
     outs: dict[str, list[Tensor]] = {}
     labels = []
     n_batches = -(-len(dataset) // batch_size)
     bar = tqdm(
         batches(dataset, batch_size),
         total=n_batches,
-        desc=str(getattr(dataset, "name", "features")),
+        desc=name,
         disable=not progress,
         leave=False,
     )
@@ -111,8 +114,22 @@ def extract(
                 outs.setdefault(k, []).append((v.float() if v.is_floating_point() else v).detach().cpu())
             labels.append(torch.as_tensor(y, dtype=torch.long))
     result = {k: torch.cat(v) for k, v in outs.items()}
-    result["labels"] = torch.cat(labels)
-    return result
+    if labels:
+        result["labels"] = torch.cat(labels)
+    return gather_shards(result)  # torchrun: every rank gets the whole dataset's outputs, in order
+
+
+def rank_share(dataset, batch_size: int):
+    """The contiguous block of ``dataset``'s batches this data-parallel rank encodes (:mod:`reprolab.distributed`);
+    the dataset itself in a single process."""
+    keep = shard_range(-(-len(dataset) // batch_size))
+    start, stop = keep.start * batch_size, min(keep.stop * batch_size, len(dataset))
+    if (start, stop) == (0, len(dataset)):
+        return dataset
+    pre = _preloaded(dataset)
+    if pre is not None:
+        return TensorDataset(pre[0][start:stop], pre[1][start:stop])
+    return Subset(dataset, range(start, stop))
 
 
 # ----- methods → feature functions and cache keys ---------------------------------------------------------------

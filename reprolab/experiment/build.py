@@ -52,5 +52,6 @@ def checkpoint_dir(d: Path, h: str) -> Path:
     if not d.exists() and mine.is_dir():
         mine.rename(d)
     d.mkdir(parents=True, exist_ok=True)
-    marker.write_text(h)
+    if not marker.exists() or marker.read_text().strip() != h:  # rewritten only when new: a Ray worker may read it
+        marker.write_text(h)
     return d

@@ -4,4 +4,7 @@ from __future__ import annotations
 
 
 def log(msg: str) -> None:
-    print(f"[reprolab] {msg}", flush=True)
+    from reprolab.distributed import is_main
+
+    if is_main():  # torchrun: rank 0 speaks for all
+        print(f"[reprolab] {msg}", flush=True)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from reprolab import distributed
 from reprolab.errors import ConfigError
 from reprolab.experiment.log import log
 from reprolab.experiment.naming import ALPHA_METHODS, label
@@ -172,6 +173,7 @@ def select_hyperparameters(runner) -> None:
         runner.specs[spec.name] = resolved(spec, cands[best])
         specs.append(runner.specs[spec.name])
         log(f"sweep · {spec.name}: chose {cands[best]} (validation acc {scores[best]:.4f}, seed {seed})")
+        runner.executor.schedule(runner)  # Ray: its other seeds start now (reprolab.experiment.executors)
     runner.cfg = dataclasses.replace(runner.cfg, methods=specs)
     write_selection(runner)
 
@@ -227,6 +229,8 @@ def write_selection(runner) -> Path:
         e["label"] = label(spec.name, chosen, e["alpha"])
         out["methods"][spec.name] = e
     path = runner.out / "selection.json"
+    if not distributed.is_main():  # torchrun: rank 0 writes it
+        return path
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(out, indent=1))
     tmp.replace(path)

@@ -30,22 +30,24 @@ from pathlib import Path
 import torch
 import yaml
 
+from reprolab import distributed
 from reprolab.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from reprolab.experiment.build import build_from_spec, checkpoint_dir
 from reprolab.experiment.config import Config, MethodSpec
+from reprolab.experiment.executors import SerialExecutor, results_db
 from reprolab.experiment.identity import data_settings, method_alphas, spec_hash
 from reprolab.experiment.log import log
 from reprolab.experiment.protocol import annotate, full_rows, params_tag, select_hyperparameters, write_selection
-from reprolab.experiment.results import ResultsDB
 from reprolab.experiment.run_data import load_run_data
 from reprolab.experiment.score_files import save_scores
 
 
 class Runner:
-    def __init__(self, cfg: Config, out_dir, resume: bool = True):
+    def __init__(self, cfg: Config, out_dir, resume: bool = True, executor=None):
         self.cfg, self.out, self.resume = cfg, Path(out_dir), resume
+        self.executor, self.callback = executor or SerialExecutor(), None  # where trainings run (.executors)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.db = ResultsDB(self.out / "results.jsonl")
+        self.db = results_db(self.out / "results.jsonl")  # torchrun: only rank 0 writes the file
         names = [m.name for m in cfg.methods]
         if "residual_reprogrammer" in names and "reprogrammer" in names:  # default: RRP reuses the RP run
             cfg = dataclasses.replace(
@@ -93,7 +95,11 @@ class Runner:
 
     def ckpt_dir(self, spec: MethodSpec, seed: int) -> Path:
         tag = f"-{params_tag(spec)}" if spec.name in self.swept else ""
-        return checkpoint_dir(self.out / "checkpoints" / f"{spec.name}-s{seed}{tag}", self.spec_hash(spec, True))
+        d = self.out / "checkpoints" / f"{spec.name}-s{seed}{tag}"
+        if distributed.is_main():  # torchrun: rank 0 alone moves a stale checkpoint aside
+            checkpoint_dir(d, self.spec_hash(spec, True))
+        distributed.barrier()
+        return d
 
     def trained(self, spec: MethodSpec, seed: int, method=None):
         """The method with its trained state: loaded from a finished checkpoint, or trained (resuming) now."""
@@ -105,6 +111,7 @@ class Runner:
         if not (has_prepare or spec.train or target.trainable_parameters()):
             return method  # nothing to train (zero-shot)
         ckpt = self.ckpt_dir(spec, seed)
+        self.executor.wait(self, spec, seed, ckpt)  # Ray: its task has finished the checkpoint
         if (self.resume or ckpt in self.fresh) and checkpoint_exists(ckpt):
             tensors, meta = load_checkpoint(ckpt)
             if meta.get("step", 0) >= meta.get("total", 0):
@@ -122,7 +129,7 @@ class Runner:
                 f"seed {seed} · {spec.name}: training {tc.total_steps(len(self.train_set))} steps "
                 f"(batch {tc.batch_size}), checkpoints in {ckpt}"
             )
-            fit(target, self.train_set, tc, out_dir=ckpt, resume=self.resume)
+            fit(target, self.train_set, tc, out_dir=ckpt, resume=self.resume, callback=self.callback)
         elif has_prepare:
             save_checkpoint(
                 ckpt,
@@ -190,9 +197,9 @@ class Runner:
 
     def save_scores(self, spec: MethodSpec, method, seed: int, logits=None) -> None:
         """Per-image OOD scores of every set, for the report's histograms (:mod:`.score_files`)."""
-        save_scores(
-            self.out / "scores" / f"{spec.name}-s{seed}.npz", method, self.all_sets, self.cache, self.cfg, logits
-        )
+        if distributed.is_main():  # torchrun: the other ranks have the same scores and write nothing
+            path = self.out / "scores" / f"{spec.name}-s{seed}.npz"
+            save_scores(path, method, self.all_sets, self.cache, self.cfg, logits)
 
     def row_settings(self, spec: MethodSpec, method) -> dict:
         """Recorded in every test row: the choices where the kit and the official code can differ (template, resize,
@@ -226,20 +233,25 @@ class Runner:
         gc.collect()
 
 
-def run(cfg: Config, out_dir, resume: bool = True) -> Path:
-    """Train and evaluate everything in ``cfg`` into ``out_dir``; returns the path of the HTML report."""
+def run(cfg: Config, out_dir, resume: bool = True, executor=None) -> Path:
+    """Train and evaluate everything in ``cfg`` into ``out_dir``; returns the path of the HTML report.
+
+    ``executor``: where the trainings run (:mod:`reprolab.experiment.executors`; default: in this process)."""
     from reprolab.experiment.report import build_report
 
-    r = Runner(cfg, out_dir, resume)
-    (r.out / "config.resolved.yaml").write_text(yaml.safe_dump(r.cfg.to_dict(), sort_keys=False))
+    r, main = Runner(cfg, out_dir, resume, executor), distributed.is_main()
+    distributed.barrier()  # torchrun: every rank has read results.jsonl before rank 0 appends to it
+    if main:
+        (r.out / "config.resolved.yaml").write_text(yaml.safe_dump(r.cfg.to_dict(), sort_keys=False))
     r.load()
+    r.executor.schedule(r)  # Ray: every training that waits on no choice starts now
     if r.val_set is not None:  # the fair protocol: sweeps chosen on validation first (reprolab.experiment.protocol)
-        select_hyperparameters(r)
+        select_hyperparameters(r)  # ... which schedules each chosen candidate's other seeds
     for seed in cfg.seeds:
         for spec in r.cfg.methods:  # a base is trained when first needed and loaded afterwards
             r.run_one(spec, seed)
     if r.val_set is not None:
         write_selection(r)
-    report = build_report(r.out)
+    report = build_report(r.out) if main else r.out / "report.html"
     log(f"report written to {report}")
     return report

@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from reprolab import distributed
 from reprolab.errors import ReprolabError
 from reprolab.methods.base import DEFAULT_TEMPLATE, Method, ZeroShot
 from reprolab.reprogramming.image_reprogrammer import ImageReprogrammer
@@ -133,11 +134,13 @@ class Reprogrammer(Method):
         return dict(super().row_settings(), resize=self.geometry["resize"])
 
     def training_loss(self, images, labels):
-        fi = self.image_features(images)
-        ft = self.text_features(rows=labels.cpu())
+        # under torchrun the in-batch loss needs the whole global batch: gather it (reprolab.distributed)
+        fi = distributed.gather_with_grad(self.image_features(images))
+        ft = distributed.gather_with_grad(self.text_features(rows=labels.cpu()))
+        y = distributed.gather_plain(labels)
         loss, s = contrastive_loss(fi, ft, self.encoder.logit_scale, self.loss_kind, *self.focal)
-        preds = labels[s.argmax(dim=1)]  # in-batch prediction: the class of the best-matching prompt
-        return loss, preds
+        preds = y[s.argmax(dim=1)]  # in-batch prediction: the class of the best-matching prompt
+        return loss, distributed.local_rows(preds)
 
     # ----- state --------------------------------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, Tensor]:
