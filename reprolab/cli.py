@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.required = True
     r = sub.add_parser("run", help="train and evaluate the methods of a YAML config")
     r.add_argument("config", help="YAML config, e.g. configs/quickstart.yaml")
-    r.add_argument("--out", default=None, help="output folder (default: runs/<config name>)")
+    r.add_argument(
+        "--out", default=None, help="output folder (default: runs/<config name>-<encoder id>, one per encoder)"
+    )
     r.add_argument(
         "--set",
         dest="overrides",
@@ -55,10 +57,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args) -> int:
     from reprolab.experiment.config import load_config
+    from reprolab.experiment.run_folder import default_out
     from reprolab.experiment.runner import run
 
     cfg = load_config(args.config, args.overrides)
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    out = Path(args.out) if args.out else default_out(args.config, cfg)  # keyed by the encoder: never mixed
     report = run(cfg, out, resume=not args.no_resume)
     print(f"report: {Path(report).resolve()}")
     return 0

@@ -115,11 +115,27 @@ class Reprogrammer(Method):
         return self.text_rp(self.class_tokens(rows))
 
     def training_loss(self, images, labels):
+        if images.ndim == 2:  # a batch of precomputed frozen image features (FeatureSet): text mode only
+            return self.training_loss_from_features(images, labels)
         fi = self.image_features(images)
         ft = self.text_features(rows=labels.cpu())
         loss, s = contrastive_loss(fi, ft, self.encoder.logit_scale, self.loss_kind, *self.focal)
         preds = labels[s.argmax(dim=1)]  # in-batch prediction: the class of the best-matching prompt
         return loss, preds
+
+    def training_loss_from_features(self, image_features: Tensor, labels: Tensor):
+        """The text reprogrammer's loss from cached image features: with ``mode="text"`` the image side is the frozen
+        encoder's plain resize, so ``image_features`` of :class:`~reprolab.evaluation.features.FeatureSet` (the
+        frozen encoder's output) give the same loss and gradients as the images, with no image pass per step."""
+        if self.mode != "text":
+            raise ReprolabError(
+                f"training from cached image features needs mode='text' (this reprogrammer has mode={self.mode!r}: "
+                "its learned frame changes the image features); train it on the images"
+            )
+        fi = image_features.to(self.text_rp.token_delta.device)
+        ft = self.text_features(rows=labels.cpu())
+        loss, s = contrastive_loss(fi, ft, self.encoder.logit_scale, self.loss_kind, *self.focal)
+        return loss, labels[s.argmax(dim=1)]
 
     # ----- state --------------------------------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, Tensor]:
