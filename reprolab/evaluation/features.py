@@ -303,13 +303,16 @@ class FeatureSet(torch.utils.data.Dataset):
             raise ReprolabError(f"{len(features)} feature rows but {len(labels)} labels; pass one label per row")
         self.features, self.labels, self.name = features, labels.long(), name
         self.classnames = list(classnames) if classnames is not None else None
+        self.key = None  # set by frozen(): names the source (encoder + dataset key)
 
     @classmethod
     def frozen(cls, encoder, dataset, cache=None, batch_size: int = 256, progress: bool = True) -> FeatureSet:
         """The frozen encoder's features of ``dataset`` (:func:`frozen_image_features`) as a training set."""
         out = frozen_image_features(encoder, dataset, cache, batch_size, progress)
         name = f"{getattr(dataset, 'name', 'features')} (frozen features)"
-        return cls(out["image_features"], out["labels"], name, getattr(dataset, "classnames", None))
+        fs = cls(out["image_features"], out["labels"], name, getattr(dataset, "classnames", None))
+        fs.key = f"frozen-features|{encoder.id}|{getattr(dataset, 'key', None)}"
+        return fs
 
     def __len__(self) -> int:
         return len(self.features)
