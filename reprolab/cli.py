@@ -4,6 +4,7 @@
     reprolab report DIR
     reprolab doctor
     reprolab bench [--out FILE.json]
+    reprolab precompute --course --to DIR [--encoder clip] [--notebooks 01,02] [--full]
 
 Errors the kit raises on bad input (:class:`~reprolab.errors.ReprolabError`) are printed as one line,
 ``reprolab: error: ...``, with exit status 2 and no traceback; anything else is a bug and keeps its traceback.
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild DIR/report.html from DIR/results.jsonl")
     rep.add_argument("dir", help="a run folder holding results.jsonl")
     sub.add_parser("doctor", help="print what this machine has: devices, encoders, datasets")
+    _add_precompute(sub)
     sub.add_parser(
         "bench", help="time the encoders and methods on this machine; options: see reprolab bench -h", add_help=False
     )
@@ -80,6 +82,24 @@ def _doctor(args) -> int:
     return doctor_main()
 
 
+# ----- precompute (issue 16): a teacher trains the course once, students load it ---------------------------------
+def _add_precompute(sub) -> None:
+    pc = sub.add_parser("precompute", help="run the course once into DIR; students set REPROLAB_PRECOMPUTED=DIR")
+    pc.add_argument("--course", action="store_true", required=True, help="the course notebooks (the only mode)")
+    pc.add_argument("--to", required=True, metavar="DIR", help="folder for checkpoints, cached features and runs")
+    pc.add_argument("--encoder", default="clip", help="encoder name the students will use (default: clip)")
+    pc.add_argument("--notebooks", default="", help="comma-separated NN prefixes, e.g. 01,02 (default: all)")
+    pc.add_argument("--full", action="store_true", help="FAST = False (the paper's settings; needs a GPU)")
+
+
+def _precompute(args) -> int:
+    from reprolab.course.precompute import precompute
+
+    only = [n.strip().zfill(2) for n in args.notebooks.split(",") if n.strip()]
+    precompute(args.to, encoder=args.encoder, fast=not args.full, only=only or None)
+    return 0
+
+
 def _bench(args) -> int:
     try:
         from reprolab.bench.suite import main as bench_main
@@ -97,7 +117,9 @@ def main(argv=None) -> int:
         args = argparse.Namespace(command="bench", rest=argv[1:])
     else:
         args = _parser().parse_args(argv)
-    handler = {"run": _run, "report": _report, "doctor": _doctor, "bench": _bench}[args.command]
+    handler = {"run": _run, "report": _report, "doctor": _doctor, "bench": _bench, "precompute": _precompute}[
+        args.command
+    ]
     try:
         return handler(args)
     except ReprolabError as exc:
