@@ -26,7 +26,7 @@ import os
 from reprolab.encoders.base import Encoder
 from reprolab.encoders.openclip_encoder import OpenClipEncoder, tiny_openclip
 from reprolab.encoders.standin_encoder import PRESETS, StandInEncoder
-from reprolab.encoders.testing import mark_if_random
+from reprolab.encoders.testing import mark_if_random, random_info
 from reprolab.errors import MissingWeightsError, ReprolabError
 
 __all__ = ["Encoder", "OpenClipEncoder", "StandInEncoder", "load_encoder", "tiny_openclip"]
@@ -84,7 +84,8 @@ def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = Fals
         weights = os.environ.get("REPROLAB_CLIP_WEIGHTS", "openai")
         try:
             with _offline():  # 'auto' never waits on the network: weights must already be on disk
-                enc = mark_if_random(OpenClipEncoder.from_pretrained("ViT-B-32", weights), weights)
+                arch = (random_info(weights) or {}).get("arch", "ViT-B-32")  # a CLIP-shaped file names its arch
+                enc = mark_if_random(OpenClipEncoder.from_pretrained(arch, weights), weights)
         except MissingWeightsError as exc:
             enc = load_encoder("standin", verbose=False, fresh=fresh)
             if verbose:
