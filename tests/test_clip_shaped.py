@@ -146,3 +146,16 @@ def test_random_clip_file_loads_with_clips_shapes_and_says_random(tmp_path):
     x = torch.rand(2, 3, 224, 224)
     with torch.no_grad():
         assert enc.encode_image(x).shape == (2, 512)
+
+
+def test_batch_text_features_run_each_class_prompt_once_with_the_same_values_and_gradients(tiny, tiny_set):
+    rp = Reprogrammer(tiny, mode="text").setup(tiny_set.classnames)
+    with torch.no_grad():
+        rp.text_rp.token_delta.normal_(0, 0.1)
+    y = torch.tensor([3, 1, 3, 0, 1, 3])
+    once = rp.batch_text_features(y)
+    per_image = rp.text_features(rows=y)
+    assert torch.allclose(once, per_image, atol=1e-6)
+    g1 = torch.autograd.grad(once.sum(), rp.text_rp.token_delta)[0]
+    g2 = torch.autograd.grad(per_image.sum(), rp.text_rp.token_delta)[0]
+    assert g1.abs().sum() > 0 and torch.allclose(g1, g2, atol=1e-5)
