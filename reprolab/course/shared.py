@@ -67,7 +67,7 @@ def course_fit(method, train_set, cfg, name: str, callback=None, retrain: bool =
     ``name``: a readable label of the run (e.g. ``"nb03-rp"``); ``retrain=True`` trains here even when a
     precomputed run exists (and does not overwrite it).
     """
-    from reprolab.checkpoint import checkpoint_exists, load_checkpoint
+    from reprolab.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
     from reprolab.training import History, fit
 
     pre = precomputed_dir()
@@ -89,7 +89,10 @@ def course_fit(method, train_set, cfg, name: str, callback=None, retrain: bool =
             return History(meta.get("history", []))
     if retrain:
         return fit(method, train_set, cfg, callback=callback)
-    history = fit(method, train_set, cfg, out_dir=slot, resume=True, callback=callback)
+    history = fit(method, train_set, cfg, callback=callback)
+    total = cfg.total_steps(len(train_set))  # trained tensors only (no optimiser moments: a third of the size)
+    tensors = {f"model.{k}": v for k, v in method.trainable_state().items()}
+    save_checkpoint(slot, tensors, dict(step=total, total=total, method=method.config(), history=history.steps))
     if callback is not None and hasattr(callback, "records"):
         (slot / "tracker.json").write_text(json.dumps(callback.records))
     print(f"[reprolab] {name}: trained here and saved to {slot} for the next run")
