@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from reprolab.encoders import load_encoder
-from reprolab.evaluation.features import FeatureCache, FeatureSet, frozen_image_features
+from reprolab.evaluation.features import FeatureCache
+from reprolab.evaluation.frozen import FeatureSet, frozen_image_features
 from reprolab.experiment.config import load_config
 from reprolab.experiment.paper_table import paper_table
 from reprolab.experiment.results import ResultsDB

@@ -247,7 +247,7 @@ def text_rp_cached(encoder, batch_size: int = 32, repeats: int = 10, warmup: int
     Both are ``fit``'s own step (:func:`_stepper`) on the same batch; the cached side's one-off image pass
     (``FeatureSet.frozen``) is reported separately (``cache_build_s``) — it is paid once per course, not per step.
     """
-    from reprolab.evaluation.features import FeatureSet
+    from reprolab.evaluation.frozen import FeatureSet
     from reprolab.methods.reprogrammer import Reprogrammer
 
     data = RandomImages(max(batch_size, 2 * len(CIFAR10)), input_size)

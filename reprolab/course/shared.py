@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from reprolab.errors import ReprolabError
-from reprolab.evaluation.features import FeatureCache, frozen_image_features, key_hash
+from reprolab.evaluation.features import FeatureCache, key_hash
+from reprolab.evaluation.frozen import frozen_image_features
 from reprolab.evaluation.metrics import accuracy
 from reprolab.experiment.run_folder import encoder_slug
 

@@ -12,11 +12,8 @@ encoder id, the dataset key (``ImageSet.key``: name/split/subset/seed/size), the
 config and :func:`state_hash` of its trained tensors. A corrupt or mismatching cache file is recomputed with a
 warning — it is a cache, never the only copy of anything.
 
-Frozen image features are shared: :func:`frozen_image_features` keys them by the encoder id, the dataset key and
-the sha256 of its item list (:func:`reprolab.datasets.manifest`) only — no method, no template — so every notebook
-and run that reads the same images through the same frozen encoder computes them once. :class:`FeatureSet` serves
-them to :func:`reprolab.training.fit` in the dataset's own order, for training that needs no image pass (the text
-reprogrammer: its image side is the frozen encoder's plain resize).
+The frozen encoder's image features, shared by every method, notebook and run, live in
+:mod:`reprolab.evaluation.frozen` (keyed by encoder + items only; served to ``fit`` as a ``FeatureSet``).
 
 Gradients are off via ``torch.no_grad`` rather than ``torch.inference_mode``: methods cache tensors computed here
 (e.g. zero-shot text features), and an *inference tensor* cached inside a method would make later training fail
@@ -39,18 +36,7 @@ from tqdm.auto import tqdm
 from reprolab.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from reprolab.errors import CheckpointError, ReprolabError
 
-__all__ = [
-    "extract",
-    "batches",
-    "state_hash",
-    "key_hash",
-    "method_key",
-    "method_outputs",
-    "FeatureCache",
-    "FeatureSet",
-    "frozen_key",
-    "frozen_image_features",
-]
+__all__ = ["extract", "batches", "state_hash", "key_hash", "method_key", "method_outputs", "FeatureCache"]
 
 FORMAT = "reprolab-features-v1"
 
@@ -246,76 +232,3 @@ class FeatureCache:
 
     def __repr__(self) -> str:
         return f"FeatureCache({str(self.root)!r}, hits={self.hits}, misses={self.misses})"
-
-
-# ----- frozen image features, shared between methods, notebooks and runs ------------------------------------------
-def _items_digest(dataset) -> str | None:
-    """sha256 of the dataset's item list (indices + file ids), as in its manifest; None when it has none."""
-    try:
-        from reprolab.datasets import manifest
-
-        return manifest(dataset)["sha256"]
-    except Exception:  # a dataset without indices/ids (tests' in-memory sets): its key alone names it
-        return None
-
-
-def frozen_key(encoder, dataset) -> dict:
-    """Cache key of the frozen encoder's image features of ``dataset`` (no method, no prompts: see the docstring)."""
-    ds_key = getattr(dataset, "key", None)
-    if not ds_key:
-        raise ReprolabError(f"dataset {getattr(dataset, 'name', '?')} has no .key; frozen features need ImageSet.key")
-    return {
-        "format": FORMAT,
-        "frozen_image_features": True,
-        "encoder": encoder.id,
-        "dataset": ds_key,
-        "items": _items_digest(dataset),
-        "transform": f"[0,1] pixels; encoder.resize bilinear antialias to {encoder.image_size}px; "
-        f"normalise mean={tuple(encoder.mean)} std={tuple(encoder.std)} inside encode_image",
-    }
-
-
-def frozen_image_features(encoder, dataset, cache=None, batch_size: int = 256, progress: bool = True) -> dict:
-    """``{"image_features": Tensor[N, D], "labels": Tensor[N]}`` of the frozen encoder, in the dataset's order;
-    through ``cache`` (a :class:`FeatureCache`, a folder or None) under :func:`frozen_key`."""
-    if cache is not None and not isinstance(cache, FeatureCache):
-        cache = FeatureCache(cache)
-    was = encoder.training
-    encoder.eval()
-
-    def fn(x):
-        return {"image_features": encoder.encode_image(encoder.resize(x))}
-
-    try:
-        if cache is None:
-            return extract(fn, dataset, batch_size, progress, encoder.device)
-        return cache.get_or_compute(frozen_key(encoder, dataset), fn, dataset, batch_size, progress, encoder.device)
-    finally:
-        encoder.train(was)
-
-
-class FeatureSet(torch.utils.data.Dataset):
-    """Precomputed image features as a dataset: item i is ``(features[i], label i)``, in the source's order, so
-    :func:`reprolab.training.fit` draws exactly the batches it would draw from the images."""
-
-    def __init__(self, features: Tensor, labels: Tensor, name: str = "features", classnames=None):
-        if len(features) != len(labels):
-            raise ReprolabError(f"{len(features)} feature rows but {len(labels)} labels; pass one label per row")
-        self.features, self.labels, self.name = features, labels.long(), name
-        self.classnames = list(classnames) if classnames is not None else None
-        self.key = None  # set by frozen(): names the source (encoder + dataset key)
-
-    @classmethod
-    def frozen(cls, encoder, dataset, cache=None, batch_size: int = 256, progress: bool = True) -> FeatureSet:
-        """The frozen encoder's features of ``dataset`` (:func:`frozen_image_features`) as a training set."""
-        out = frozen_image_features(encoder, dataset, cache, batch_size, progress)
-        name = f"{getattr(dataset, 'name', 'features')} (frozen features)"
-        fs = cls(out["image_features"], out["labels"], name, getattr(dataset, "classnames", None))
-        fs.key = f"frozen-features|{encoder.id}|{getattr(dataset, 'key', None)}"
-        return fs
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, i):
-        return self.features[i], int(self.labels[i])

@@ -132,7 +132,7 @@ class Reprogrammer(Method):
 
     def training_loss_from_features(self, image_features: Tensor, labels: Tensor):
         """The text reprogrammer's loss from cached image features: with ``mode="text"`` the image side is the frozen
-        encoder's plain resize, so ``image_features`` of :class:`~reprolab.evaluation.features.FeatureSet` (the
+        encoder's plain resize, so ``image_features`` of :class:`~reprolab.evaluation.frozen.FeatureSet` (the
         frozen encoder's output) give the same loss and gradients as the images, with no image pass per step."""
         if self.mode != "text":
             raise ReprolabError(
