@@ -7,6 +7,7 @@ benchmark.
     reprolab doctor
     reprolab fetch [--clip] [--data course|none|NAME,...] --to DIR [--verify]
     reprolab bench [--out FILE.json]
+    reprolab precompute --course --to DIR [--encoder clip] [--notebooks 01,02] [--full]
 
 Errors the kit raises on bad input (:class:`~reprolab.errors.ReprolabError`) are printed as one line,
 ``reprolab: error: ...``, with exit status 2 and no traceback; anything else is a bug and keeps its traceback.
@@ -33,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.required = True
     r = sub.add_parser("run", help="train and evaluate the methods of a YAML config")
     r.add_argument("config", help="YAML config, e.g. configs/quickstart.yaml")
-    r.add_argument("--out", default=None, help="output folder (default: runs/<config name>)")
+    r.add_argument(
+        "--out", default=None, help="output folder (default: runs/<config name>-<encoder id>, one per encoder)"
+    )
     r.add_argument(
         "--set",
         dest="overrides",
@@ -66,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         "--data", default="course", help="'course' (every set the quickstart and notebooks use), 'none', or a,b,c"
     )
     f.add_argument("--verify", action="store_true", help="only re-hash DIR's files against DIR/manifest.json")
+    _add_precompute(sub)
     sub.add_parser(
         "bench", help="time the encoders and methods on this machine; options: see reprolab bench -h", add_help=False
     )
@@ -76,10 +80,11 @@ def _run(args) -> int:
     from reprolab import distributed
     from reprolab.experiment.config import load_config
     from reprolab.experiment.executors import make_executor
+    from reprolab.experiment.run_folder import default_out
     from reprolab.experiment.runner import run
 
     cfg = load_config(args.config, args.overrides)
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    out = Path(args.out) if args.out else default_out(args.config, cfg)  # keyed by the encoder: never mixed
     if distributed.init_from_env() and args.executor != "serial":  # launched by torchrun
         raise ReprolabError("torchrun runs each training data-parallel; use --executor serial (the default) with it")
     executor = make_executor(args.executor, args.address)
@@ -111,6 +116,24 @@ def _fetch(args) -> int:
     return fetch_main(args.to, clip=args.clip, data=args.data, verify=args.verify)
 
 
+# ----- precompute (issue 16): a teacher trains the course once, students load it ---------------------------------
+def _add_precompute(sub) -> None:
+    pc = sub.add_parser("precompute", help="run the course once into DIR; students set REPROLAB_PRECOMPUTED=DIR")
+    pc.add_argument("--course", action="store_true", required=True, help="the course notebooks (the only mode)")
+    pc.add_argument("--to", required=True, metavar="DIR", help="folder for checkpoints, cached features and runs")
+    pc.add_argument("--encoder", default="clip", help="encoder name the students will use (default: clip)")
+    pc.add_argument("--notebooks", default="", help="comma-separated NN prefixes, e.g. 01,02 (default: all)")
+    pc.add_argument("--full", action="store_true", help="FAST = False (the paper's settings; needs a GPU)")
+
+
+def _precompute(args) -> int:
+    from reprolab.course.precompute import precompute
+
+    only = [n.strip().zfill(2) for n in args.notebooks.split(",") if n.strip()]
+    precompute(args.to, encoder=args.encoder, fast=not args.full, only=only or None)
+    return 0
+
+
 def _bench(args) -> int:
     try:
         from reprolab.bench.suite import main as bench_main
@@ -128,7 +151,8 @@ def main(argv=None) -> int:
         args = argparse.Namespace(command="bench", rest=argv[1:])
     else:
         args = _parser().parse_args(argv)
-    handler = {"run": _run, "report": _report, "doctor": _doctor, "fetch": _fetch, "bench": _bench}[args.command]
+    handlers = {"run": _run, "report": _report, "doctor": _doctor, "fetch": _fetch, "bench": _bench}
+    handler = {**handlers, "precompute": _precompute}[args.command]
     try:
         return handler(args)
     except ReprolabError as exc:

@@ -102,3 +102,23 @@ def test_random_images_are_an_imageset():
     d = bench_timing.RandomImages(12, 16)
     x, y = d[3]
     assert x.shape == (3, 16, 16) and y == 3 and len(d.classnames) == 10 and d.key
+
+
+def test_text_rp_cached_vs_images(result):
+    tr = result["text_rp"]["tiny"]
+    assert tr["batch_size"] == 32 and tr["repeats"] == 2 and tr["cache_images"] >= 32
+    assert all(_num(tr[k]) and tr[k] > 0 for k in ("images_steps_per_s", "cached_steps_per_s", "cache_build_s"))
+    assert tr["speedup"] == pytest.approx(tr["cached_steps_per_s"] / tr["images_steps_per_s"])
+    assert result["text_rp_cached_speedup"] == tr["speedup"]
+    rows = {r["figure"]: r for r in result["checks"]}
+    assert isinstance(rows["text_rp_cached_speedup"]["met"], bool)
+    assert "text-only RP tiny" in bench.table(result)
+
+
+def test_clip_shaped_course_figures_are_read_from_their_keys(result):
+    rows = {r["figure"]: r for r in result["checks"]}
+    assert rows["clip_shaped_notebooks_total_s"]["value"] is None  # --skip-course: not measured
+    fake = dict(result, clip_shaped_notebooks_s={"00.ipynb": 100.0, "03.ipynb": 400.0, "total": 500.0})
+    assert bench._value(fake, "clip_shaped_notebooks_total_s") == 500.0
+    assert bench._value(fake, "clip_shaped_notebook_max_s") == 400.0
+    assert {r["figure"]: r["met"] for r in bench.checks(fake)}["clip_shaped_notebook_max_s"] is False

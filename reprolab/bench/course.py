@@ -7,7 +7,13 @@ pinned to at most 2 CPU cores where the OS allows it (the course's target machin
 Notebooks run in FAST mode: their first cell defaults to ``FAST = True`` (CPU sizes) and ``REPROLAB_FAST=1`` is set
 in their environment as well, for notebooks or tests that read it. They execute from an in-memory copy, so the files
 on disk are never rewritten, and ``REPROLAB_RUNS`` points at an empty temporary folder, so notebook 07's resumable
-run is timed from scratch (not resumed from an earlier ``runs/nb07-fast``).
+run is timed from scratch (not resumed from an earlier ``runs/nb07-fast-*``), and the course's shared feature cache
+(``REPROLAB_RUNS/cache/``) starts empty, as on a student's first run.
+
+``encoder="vit-b-32"`` times the same course with a CLIP-shaped encoder: a random-init ``ViT-B-32-quickgelu``
+written once by :func:`reprolab.encoders.testing.save_random_clip` (to ``~/.cache/reprolab``), which the notebooks'
+``ENCODER = "auto"`` loads through ``REPROLAB_CLIP_WEIGHTS`` and the quickstart through ``--set encoder=...``.
+Its accuracies mean nothing; its time and memory are CLIP ViT-B/32's.
 """
 
 from __future__ import annotations
@@ -89,23 +95,35 @@ def run_measured(
     return dict(wall_s=wall, peak_rss_mb=peak / 2**20, returncode=proc.returncode, tail=tail)
 
 
-def quickstart(config: Path | None = None, cores: int = 2) -> dict:
+def quickstart(config: Path | None = None, cores: int = 2, encoder: str | None = None) -> dict:
     config = Path(config or ROOT / "configs" / "quickstart.yaml")
     if not config.exists():
         return dict(error=f"{config} not found")
     env = {"REPROLAB_DATA": shared_data()} if shared_data() else {}
+    extra = ["--set", f"encoder={encoder}"] if encoder else []
     with tempfile.TemporaryDirectory() as out:
         res = run_measured(
-            [sys.executable, "-m", "reprolab", "run", str(config), "--out", out], env=env, cwd=str(ROOT), cores=cores
+            [sys.executable, "-m", "reprolab", "run", str(config), "--out", out, *extra],
+            env=env,
+            cwd=str(ROOT),
+            cores=cores,
         )
     return res
 
 
-def notebooks(folder: Path | None = None, cores: int = 2) -> dict:
+def clip_shaped_weights() -> Path:
+    """The CLIP-shaped random-init ViT-B-32 file (written once, ~600 MB)."""
+    from reprolab.encoders.standin_weights import cache_dir
+    from reprolab.encoders.testing import save_random_clip
+
+    return save_random_clip(cache_dir() / "vit-b-32-quickgelu-random-init-s0.safetensors")
+
+
+def notebooks(folder: Path | None = None, cores: int = 2, env_extra: dict | None = None) -> dict:
     """{name: run_measured result} for every notebooks/*.ipynb, executed in a copy (the originals stay as they are)."""
     folder = Path(folder or ROOT / "notebooks")
     paths = sorted(folder.glob("*.ipynb"))
-    env = dict(FAST_ENV, **({"REPROLAB_DATA": shared_data()} if shared_data() else {}))
+    env = dict(FAST_ENV, **({"REPROLAB_DATA": shared_data()} if shared_data() else {}), **(env_extra or {}))
     results = {}
     with tempfile.TemporaryDirectory() as runs:  # notebook 07's run starts fresh, as a student's first one does
         env["REPROLAB_RUNS"] = runs
@@ -116,10 +134,18 @@ def notebooks(folder: Path | None = None, cores: int = 2) -> dict:
     return results
 
 
-def course(cores: int = 2) -> dict:
-    """The course keys of the bench JSON (see :mod:`reprolab.bench.suite`)."""
-    q = quickstart(cores=cores)
-    nbs = notebooks(cores=cores)
+def course(cores: int = 2, encoder: str = "standin") -> dict:
+    """The course keys of the bench JSON (see :mod:`reprolab.bench.suite`); ``encoder="vit-b-32"``: the
+    CLIP-shaped keys (``clip_shaped_*``) instead of the stand-in's."""
+    if encoder == "vit-b-32":
+        w = clip_shaped_weights()
+        q = quickstart(cores=cores, encoder=f"openclip:ViT-B-32-quickgelu:{w}")
+        nbs = notebooks(cores=cores, env_extra={"REPROLAB_CLIP_WEIGHTS": str(w)})
+        return {f"clip_shaped_{k}": v for k, v in _summary(q, nbs).items()}
+    return _summary(quickstart(cores=cores), notebooks(cores=cores))
+
+
+def _summary(q: dict, nbs: dict) -> dict:
     out = dict(
         quickstart_s=q.get("wall_s"),
         quickstart_peak_rss_mb=q.get("peak_rss_mb"),

@@ -238,3 +238,47 @@ def extraction(encoder, n: int = 512, batch_size: int = 128, repeats: int = 3) -
         extraction_ratio=kit_ips / bare_ips,
         kit_path="FeatureCache.get_or_compute, cold cache (extract + safetensors write)",
     )
+
+
+# ----- 4. text-only reprogramming: cached frozen features vs images ---------------------------------------------------
+def text_rp_cached(encoder, batch_size: int = 32, repeats: int = 10, warmup: int = 2, input_size: int = 32) -> dict:
+    """Steps per second of text-only RP trained from the images vs from cached frozen image features.
+
+    Both are ``fit``'s own step (:func:`_stepper`) on the same batch; the cached side's one-off image pass
+    (``FeatureSet.frozen``) is reported separately (``cache_build_s``) — it is paid once per course, not per step.
+    """
+    from reprolab.evaluation.frozen import FeatureSet
+    from reprolab.methods.reprogrammer import Reprogrammer
+
+    data = RandomImages(max(batch_size, 2 * len(CIFAR10)), input_size)
+    t = time.perf_counter()
+    feats = FeatureSet.frozen(encoder, data, batch_size=batch_size, progress=False)
+    build = time.perf_counter() - t
+    steps = {
+        "images": _stepper(Reprogrammer(encoder, mode="text").setup(data.classnames), data, batch_size),
+        "cached": _stepper(Reprogrammer(encoder, mode="text").setup(data.classnames), feats, batch_size),
+    }
+    times = {"images": [], "cached": []}
+    for i in range(warmup + repeats):
+        for name in ("images", "cached") if i % 2 == 0 else ("cached", "images"):
+            t = time.perf_counter()
+            steps[name]()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t)
+    img, cached = statistics.median(times["images"]), statistics.median(times["cached"])
+    out = dict(
+        encoder=encoder.display_name,
+        encoder_id=encoder.id,
+        batch_size=batch_size,
+        repeats=repeats,
+        images_step_ms=1000 * img,
+        cached_step_ms=1000 * cached,
+        images_steps_per_s=1 / img,
+        cached_steps_per_s=1 / cached,
+        speedup=img / cached,
+        cache_build_s=build,
+        cache_images=len(data),
+    )
+    del steps
+    gc.collect()
+    return out

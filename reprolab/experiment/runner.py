@@ -48,19 +48,21 @@ class Runner:
         self.executor, self.callback = executor or SerialExecutor(), None  # where trainings run (.executors)
         self.out.mkdir(parents=True, exist_ok=True)
         self.db = results_db(self.out / "results.jsonl")  # torchrun: only rank 0 writes the file
-        names = [m.name for m in cfg.methods]
-        if "residual_reprogrammer" in names and "reprogrammer" in names:  # default: RRP reuses the RP run
-            cfg = dataclasses.replace(
-                cfg,
-                methods=[
-                    dataclasses.replace(m, base=m.base or "reprogrammer") if m.name == "residual_reprogrammer" else m
-                    for m in cfg.methods
-                ],
-            )
-            self.cfg = cfg
+        self.cfg = cfg = dataclasses.replace(cfg, methods=self.effective_methods(cfg))
         self.specs = {m.name: m for m in cfg.methods}
         self.swept, self.chosen, self.sweep_log = {m.name for m in cfg.methods if m.sweep}, {}, {}  # protocol
         self.fresh: set = set()  # checkpoints trained by this process: reused even with resume=False
+
+    @staticmethod
+    def effective_methods(cfg: Config) -> list:
+        """The method specs as run: by default RRP reuses the RP run (``base: reprogrammer``)."""
+        names = [m.name for m in cfg.methods]
+        if not ("residual_reprogrammer" in names and "reprogrammer" in names):
+            return list(cfg.methods)
+        return [
+            dataclasses.replace(m, base=m.base or "reprogrammer") if m.name == "residual_reprogrammer" else m
+            for m in cfg.methods
+        ]
 
     # ----- set-up -------------------------------------------------------------------------------------------------
     def load(self) -> None:
