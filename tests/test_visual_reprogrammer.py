@@ -1,6 +1,8 @@
 """Visual reprogramming of a frozen ImageNet classifier: the label maps on hand-made logits, ILM's epoch hook,
 the frozen network untouched, and the method through ``reprolab run``."""
 
+from pathlib import Path
+
 import torch
 from conftest import TinySet
 
@@ -168,3 +170,9 @@ def test_runs_through_reprolab_run_with_the_same_rows_as_every_method(tmp_path, 
     assert {r["method"] for r in rows} == {"visual_reprogrammer", "linear_probe", "finetune"}
     ood = next(r for r in vr if r["kind"] == "ood")["metrics"]
     assert 0.0 <= ood["auroc"] <= 1.0 and set(ood) >= {"fpr95", "auroc"}
+
+
+def test_shipped_config_validates():
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "classifier_reprogramming.yaml")
+    assert cfg.encoder == "classifier" and [m.name for m in cfg.methods][0] == "visual_reprogrammer"
+    assert all(m.train for m in cfg.methods if m.name != "linear_probe")
