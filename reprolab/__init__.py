@@ -49,6 +49,7 @@ _API = {
     "WiSEFT": "reprolab.methods",
     "CoOp": "reprolab.methods",
     "VisualPrompt": "reprolab.methods",
+    "VisualReprogrammer": "reprolab.methods",
     "TrainConfig": "reprolab.training",
     "fit": "reprolab.training",
     "pick_device": "reprolab.training",

@@ -168,7 +168,8 @@ def _batch(dataset, idx) -> tuple[torch.Tensor, torch.Tensor]:
 def fit(method, train_set, cfg: TrainConfig, out_dir=None, resume: bool = False, callback=None) -> History:
     """Train ``method`` on ``train_set``; checkpoints to ``out_dir`` (if given), resuming from it if asked.
 
-    ``callback(step, method, record)`` is called after every step (notebooks use it to track accuracy).
+    ``callback(step, method, record)`` is called after every step (notebooks use it to track accuracy);
+    ``method.epoch_start(epoch, train_set)``, if the method has it, at the start of every epoch.
     Raises :class:`NonFiniteLossError` on a NaN/inf loss; the last good checkpoint in ``out_dir`` is kept.
     """
     device = pick_device(cfg.device)
@@ -212,6 +213,8 @@ def fit(method, train_set, cfg: TrainConfig, out_dir=None, resume: bool = False,
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
             perm_epoch = epoch
         b = step % per_epoch
+        if b == 0 and hasattr(method, "epoch_start"):  # a true epoch start (not a resume in mid-epoch)
+            method.epoch_start(epoch, train_set)
         idx = distributed.shard(perm[b * cfg.batch_size : (b + 1) * cfg.batch_size])  # torchrun: this rank's share
         images, labels = _batch(train_set, idx)
         images, labels = images.to(device), labels.to(device)

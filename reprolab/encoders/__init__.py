@@ -16,6 +16,9 @@ Names understood by :func:`load_encoder`:
 * ``"tiny"`` — a random-init tiny open_clip model for fast tests; ``"tiny:SEED"`` another one (a second encoder).
 * A local file written by :func:`reprolab.encoders.testing.save_random_clip` loads as ``openclip:ARCH:PATH`` and
   is labelled as random weights (a CLIP-shaped encoder for checks: CLIP's shapes and cost, meaningless accuracy).
+* ``"classifier"`` — a plain ImageNet classifier, no text tower (:class:`ClassifierEncoder`): EfficientNet-Lite0 at
+  128 px; ``classifier:lite2``, ``classifier:lite0:224``. For visual reprogramming with label mapping (notebook 08)
+  and the linear probe / fine-tuning of the same network.
 
 May import only :mod:`reprolab.errors` (and open_clip, timm, sentence-transformers), and ``data_roots`` from
 :mod:`reprolab.datasets` (same layer) to find a ``reprolab fetch`` folder; no other kit package.
@@ -28,13 +31,14 @@ import functools
 import os
 
 from reprolab.encoders.base import Encoder
+from reprolab.encoders.classifier_encoder import ClassifierEncoder
 from reprolab.encoders.clip_weights import CLIP_ARCH, hf_cached_openai, local_clip_weights
 from reprolab.encoders.openclip_encoder import OpenClipEncoder, tiny_openclip
 from reprolab.encoders.standin_encoder import PRESETS, StandInEncoder
 from reprolab.encoders.testing import mark_if_random, random_info
 from reprolab.errors import MissingWeightsError, ReprolabError
 
-__all__ = ["Encoder", "OpenClipEncoder", "StandInEncoder", "load_encoder", "tiny_openclip"]
+__all__ = ["ClassifierEncoder", "Encoder", "OpenClipEncoder", "StandInEncoder", "load_encoder", "tiny_openclip"]
 
 
 @contextlib.contextmanager
@@ -109,6 +113,24 @@ def _clip(online: bool) -> OpenClipEncoder:
     return OpenClipEncoder.from_pretrained(CLIP_ARCH, "openai")
 
 
+@functools.lru_cache(maxsize=4)
+def _classifier(backbone: int, image_size: int) -> ClassifierEncoder:
+    return ClassifierEncoder(backbone, image_size)
+
+
+def _classifier_spec(name: str) -> tuple[int, int]:
+    """'classifier[:liteN][:SIZE]' → (N, size)."""
+    backbone, size = 0, 128
+    for part in name.split(":")[1:]:
+        if part.isdigit():
+            size = int(part)
+        elif part in ("lite0", "lite1", "lite2"):
+            backbone = int(part[-1])
+        else:
+            raise ReprolabError(f"encoder {name!r}: write classifier[:lite0|lite1|lite2][:SIZE], e.g. classifier:lite2")
+    return backbone, size
+
+
 def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = False) -> Encoder:
     """Build an encoder by name (see the module docstring). All weights come back frozen.
 
@@ -144,6 +166,8 @@ def load_encoder(name: str = "auto", *, verbose: bool = True, fresh: bool = Fals
         return _standin(preset, size)
     if name == "tiny" or (name.startswith("tiny:") and name[5:].isdigit()):
         return tiny_openclip(int(name[5:]) if name != "tiny" else 0)
+    if name == "classifier" or name.startswith("classifier:"):
+        return _classifier(*_classifier_spec(name)) if not fresh else ClassifierEncoder(*_classifier_spec(name))
     raise ReprolabError(
-        f"unknown encoder {name!r}; use 'auto', 'clip', 'openclip:ARCH:TAG_OR_PATH', 'standin' or 'tiny[:SEED]'"
+        f"unknown encoder {name!r}; use 'auto', 'clip', 'openclip:ARCH:TAG_OR_PATH', 'standin', 'classifier' or 'tiny[:SEED]'"
     )

@@ -25,12 +25,14 @@ from reprolab.methods.finetune import LPFT, FineTune
 from reprolab.methods.linear_probe import LinearProbe
 from reprolab.methods.reprogrammer import Reprogrammer, ResidualReprogrammer
 from reprolab.methods.visual_prompt import VisualPrompt
+from reprolab.methods.visual_reprogrammer import VisualReprogrammer
 from reprolab.methods.wise_ft import WiSEFT
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (ZeroShot, LinearProbe, FineTune, LPFT, WiSEFT, CoOp, VisualPrompt, Reprogrammer, ResidualReprogrammer)
 }
+METHODS[VisualReprogrammer.name] = VisualReprogrammer  # a frozen ImageNet classifier + label mapping (notebook 08)
 
 
 def _check_kwargs(cls, kw: dict, skip=("self", "encoder")) -> None:
@@ -70,4 +72,5 @@ __all__ = [
     "VisualPrompt",
     "Reprogrammer",
     "ResidualReprogrammer",
+    "VisualReprogrammer",
 ]

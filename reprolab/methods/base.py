@@ -60,6 +60,9 @@ class Method(nn.Module):
     def post_step(self, lr_wd: dict) -> None:
         """Hook after each optimiser step (e.g. the text reprogrammer's official weight decay)."""
 
+    def epoch_start(self, epoch: int, train_set) -> None:
+        """Hook at the start of each training epoch (the visual reprogrammer's iterative label mapping)."""
+
     # ----- inference ----------------------------------------------------------------------------------------------
     def class_tokens(self, rows: Tensor | None = None):
         toks = self._class_tokens
