@@ -76,6 +76,7 @@ def test_registry_covers_every_method(enc):
         "visual_prompt",
         "reprogrammer",
         "residual_reprogrammer",
+        "visual_reprogrammer",
     }
     assert all(cls.name == n for n, cls in METHODS.items())
     for name, kw in [
