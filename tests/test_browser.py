@@ -10,8 +10,8 @@ graph div's traces / shapes. A move passes only when the kernel callback has rew
   the RRP curve there; the metrics change between α = 1 and α = 0.
 * OOD threshold (notebook 06, ``reprolab.course.threshold_explorer``): ``data-threshold`` and the dashed line equal the new
   threshold; Home (lowest threshold) keeps everything: TPR = FPR = 1; TPR and FPR never rise as it increases.
-* own images (notebook 00, ``reprolab.course.own_images``): a PNG set on the upload's file input (Playwright's
-  ``set_input_files``) appears in the readout — ``data-name``, a CIFAR-10 ``data-prediction``, and a ``data-verdict``
+* own images (notebook 00, ``reprolab.course.own_images``): a PNG given to the upload's file input (Playwright's
+  ``FileChooser.set_files`` after a click on the upload button) appears in the readout — ``data-name``, a CIFAR-10 ``data-prediction``, and a ``data-verdict``
   that agrees with ``data-score`` vs ``data-threshold``.
 
 A synthetic notebook with the real α widget runs first, once as shipped and once with the slider's observer
@@ -318,7 +318,7 @@ def test_ood_threshold_notebook(page, lab):
 
 # ----- own images (notebook 00, reprolab.course.own_images) ----------------------------------------------------
 
-OWN_UPLOAD, OWN_RESULT = ".rl-own-upload input[type=file]", ".rl-own-result"
+OWN_UPLOAD, OWN_RESULT = ".rl-own-upload", ".rl-own-result"
 READ_OWN = """(sel) => {
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)') || document;
   const r = panel.querySelector(sel);
@@ -336,7 +336,11 @@ def test_own_image_upload_notebook(page, lab, tmp_path):
     run_notebook(page, lab, path.relative_to(ROOT).as_posix())
     photo = tmp_path / "my_red_square.png"
     Image.new("RGB", (64, 48), (220, 30, 30)).save(photo)
-    page.locator(f"{NB} {OWN_UPLOAD}").last.set_input_files(str(photo))
+    button = page.locator(f"{NB} {OWN_UPLOAD}").last
+    button.scroll_into_view_if_needed(timeout=30_000)
+    with page.expect_file_chooser(timeout=30_000) as chooser:  # the widget's hidden <input type=file> opens it
+        button.click()
+    chooser.value.set_files(str(photo))
     state = wait_until(
         page,
         lambda: page.evaluate(READ_OWN, OWN_RESULT) or {},
