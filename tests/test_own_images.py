@@ -17,7 +17,7 @@ from reprolab.course.own_images import (
     result_html,
     threshold_at_tpr,
 )
-from reprolab.methods import FineTune, Reprogrammer
+from reprolab.methods import FineTune, Reprogrammer, ResidualReprogrammer
 
 NAMES = ["cat", "dog", "car", "ship", "frog", "bird"]
 
@@ -53,6 +53,9 @@ def test_prediction_top5_methods_score_and_verdict(tiny, photo_dir):
     assert set(r["methods"]) == {"RP", "FT"} and r["reprogrammed"].shape == (3, tiny.image_size, tiny.image_size)
     assert 1 / len(NAMES) <= r["score"] <= 1 and r["verdict"] == "id"  # any MCM score ≥ 1/C ≥ 0
     assert predict_image(x, tiny, NAMES, threshold=1.01)["verdict"] == "ood"
+    rrp = ResidualReprogrammer(rp, 0.4).setup(NAMES)  # as notebook 06 passes it: a method and the detector
+    r2 = predict_image(x, tiny, NAMES, methods={"RRP": rrp}, detector=rrp, threshold=0.0)
+    assert r2["methods"]["RRP"][0] in NAMES and 1 / len(NAMES) <= r2["score"] <= 1
     page = result_html("p1.png", r)
     assert f'data-prediction="{r["prediction"]}"' in page and 'data-verdict="id"' in page
     assert own_image_figure(x, r).data[0].type == "image"
