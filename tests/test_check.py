@@ -48,6 +48,13 @@ def test_smallest_threshold_rejecting_90_percent():
     assert "smaller threshold" in check.nb06_2((0.95, int((s["ID"] < 0.95).sum())), s).why
     assert "fewer than 90%" in check.nb06_2((0.8, n_id), s).why  # 0.8 itself is kept (s < t rejects)
     assert "count the ID" in check.nb06_2((t, n_id + 1), s).why
+    # notebook 06's solution on 100 scores is right; the 90% quantile ("higher") rejects 91 and is not the smallest
+    s = {"ID": np.linspace(0.5, 1.0, 20), "dtd10": np.random.default_rng(0).random(100)}
+    k = int(np.ceil(0.9 * 100))
+    t = np.nextafter(np.sort(s["dtd10"])[k - 1], np.inf)
+    assert check.nb06_2((t, int((s["ID"] < t).sum())), s)
+    q = np.nextafter(np.quantile(s["dtd10"], 0.9, method="higher"), np.inf)
+    assert "smaller threshold" in check.nb06_2((q, int((s["ID"] < q).sum())), s).why
 
 
 def test_per_class_drift_and_rrp_cosine():
