@@ -10,6 +10,9 @@ graph div's traces / shapes. A move passes only when the kernel callback has rew
   the RRP curve there; the metrics change between α = 1 and α = 0.
 * OOD threshold (notebook 06, ``reprolab.course.threshold_explorer``): ``data-threshold`` and the dashed line equal the new
   threshold; Home (lowest threshold) keeps everything: TPR = FPR = 1; TPR and FPR never rise as it increases.
+* own images (notebook 00, ``reprolab.course.own_images``): a PNG given to the upload's file input (Playwright's
+  ``FileChooser.set_files`` after a click on the upload button) appears in the readout — ``data-name``, a CIFAR-10 ``data-prediction``, and a ``data-verdict``
+  that agrees with ``data-score`` vs ``data-threshold``.
 
 A synthetic notebook with the real α widget runs first, once as shipped and once with the slider's observer
 removed: the check must fail on the broken one (the test's own test). Screenshots: ``artifacts/browser/``.
@@ -310,4 +313,44 @@ def test_ood_threshold_notebook(page, lab):
         f"TPR/FPR must not rise with the threshold: {lo} → {mid} → {hi}"
     )
     assert hi["tpr"] < 1.0 or hi["fpr"] < 1.0, f"the highest threshold rejects nothing: {hi}"
+    assert path.read_bytes() == before, NOT_WRITTEN
+
+
+# ----- own images (notebook 00, reprolab.course.own_images) ----------------------------------------------------
+
+OWN_UPLOAD, OWN_RESULT = ".rl-own-upload", ".rl-own-result"
+READ_OWN = """(sel) => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)') || document;
+  const r = panel.querySelector(sel);
+  return r ? Object.fromEntries([...r.attributes].filter(a => a.name.startsWith('data-'))
+                                .map(a => [a.name.slice(5), a.value])) : null;
+}"""
+
+
+def test_own_image_upload_notebook(page, lab, tmp_path):
+    """notebooks/00: Run All, upload a photo through the FileUpload widget, read the prediction from the DOM."""
+    from PIL import Image
+
+    path = repo_notebook("00_zero_shot_clip.ipynb")
+    before = path.read_bytes()
+    run_notebook(page, lab, path.relative_to(ROOT).as_posix())
+    photo = tmp_path / "my_red_square.png"
+    Image.new("RGB", (64, 48), (220, 30, 30)).save(photo)
+    button = page.locator(f"{NB} {OWN_UPLOAD}").last
+    button.scroll_into_view_if_needed(timeout=30_000)
+    with page.expect_file_chooser(timeout=30_000) as chooser:  # the widget's hidden <input type=file> opens it
+        button.click()
+    chooser.value.set_files(str(photo))
+    state = wait_until(
+        page,
+        lambda: page.evaluate(READ_OWN, OWN_RESULT) or {},
+        lambda s: s.get("name") == photo.name,
+        MOVE_TIMEOUT_S,
+        "the readout names the uploaded file",
+    )
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    assert state["prediction"] in classes, state
+    assert state["verdict"] in ("id", "ood") and 0.099 <= float(state["score"]) <= 1.0, state
+    assert (state["verdict"] == "id") == (float(state["score"]) >= float(state["threshold"])), state
+    shot(page, ".rl-own-readout", ART / "00_own_image" / "upload.png")
     assert path.read_bytes() == before, NOT_WRITTEN

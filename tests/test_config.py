@@ -131,7 +131,7 @@ def test_shipped_configs_validate(name):
 
 def test_quickstart_is_offline_and_paper_configs_use_clip():
     qs = load_config(ROOT / "configs" / "quickstart.yaml")
-    assert qs.encoder == "standin" and qs.download == "auto"
+    assert qs.encoder.startswith("standin") and qs.download == "auto"  # an offline stand-in, never CLIP
     assert {m.name for m in qs.methods} >= {
         "zeroshot",
         "linear_probe",

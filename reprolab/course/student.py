@@ -3,14 +3,16 @@
     python -m reprolab.course.student notebooks/ --out notebooks/student/
 
 Every code cell tagged ``solution`` is replaced by a stub code cell tagged ``exercise`` that holds only comments
-(``# YOUR CODE HERE`` and, as a hint, the solution's first line if it is a comment) — it runs without error, so a
-student notebook executes top to bottom; the course keeps solution cells self-contained (no later cell needs
+(``# YOUR CODE HERE`` and, as a hint, the solution's first line if it is a comment) plus ``answer_NN_k = None`` for
+each answer variable the solution sets (the checker cell after it, :mod:`reprolab.course.check`, then says "no
+answer yet") — it runs without error, so a student notebook executes top to bottom; the course keeps solution cells self-contained (no later cell needs
 what a solution defines). Outputs and execution counts are cleared.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +22,13 @@ from reprolab.errors import ReprolabError
 
 SOLUTION_TAG, STUB_TAG = "solution", "exercise"
 STUB = "# YOUR CODE HERE\n"
+ANSWER = re.compile(r"^(answer_\w+)\s*=", re.M)
+
+
+def _answers(source: str) -> str:
+    """``answer_NN_k = None`` for every answer variable the solution assigns (in order, once each)."""
+    names = dict.fromkeys(ANSWER.findall(source))
+    return "".join(f"{n} = None  # your answer (the text above says in what form)\n" for n in names)
 
 
 def _hint(source: str) -> str:
@@ -41,7 +50,7 @@ def studentise(nb):
     for cell in out.cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if cell.cell_type == "code" and SOLUTION_TAG in tags:
-            stub = nbformat.v4.new_code_cell(STUB + _hint(cell.source))
+            stub = nbformat.v4.new_code_cell(STUB + _hint(cell.source) + _answers(cell.source))
             stub.metadata["tags"] = [STUB_TAG]
             cells.append(stub)
             continue

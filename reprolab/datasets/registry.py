@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reprolab.datasets import cifar, imagenet, ood
+from reprolab.datasets import cifar, imagefolder, imagenet, ood
 from reprolab.datasets.base import Ctx, ImageSet
 from reprolab.datasets.classnames import classnames
 from reprolab.datasets.corruptions import FAMILIES, SEVERITIES
@@ -223,6 +223,10 @@ def load_dataset(
     id_task: for sets shared by several tasks; kw: per-set options (e.g. classes="1000", path=..., official=True).
     """
     name = ALIASES.get(name, name)
+    own = imagefolder.is_imagefolder(id_task)  # a class's own photos as the ID task (reprolab/datasets/imagefolder.py)
+    if imagefolder.is_imagefolder(name):
+        names = imagefolder.task_classnames(id_task) if own else classnames(id_task) if id_task else ()
+        return imagefolder.load_imagefolder(name, split, subset, seed, size, id_task, names)
     info = REGISTRY.get(name)
     if info is None:
         close = difflib.get_close_matches(name, list(REGISTRY), n=3)
@@ -231,7 +235,7 @@ def load_dataset(
             + (f"; did you mean {', '.join(close)}?" if close else "; see dataset_names() for the list")
         )
     task = id_task or info.id_task
-    if task not in info.id_tasks:
+    if task not in info.id_tasks and not (own and info.kind == "ood"):
         raise ReprolabError(f"'{name}' is used with ID task(s) {list(info.id_tasks)}, not '{task}'")
     if split not in info.splits:
         raise ReprolabError(f"'{name}' has split(s) {list(info.splits)}, not '{split}'")
@@ -248,7 +252,7 @@ def load_dataset(
         raise ReprolabError(f"'{name}' does not take option(s) {sorted(kw)}; it accepts {opts or 'none'}") from None
     raw = info.loader(ctx, **kw)
     if not raw.classnames:
-        raw.classnames = list(classnames(task))
+        raw.classnames = list(imagefolder.task_classnames(task) if own else classnames(task))
     if size is None:
         size = TASK_SIZE.get(task, raw.size) if info.kind == "ood" else raw.size
     indices = indices_from_manifest(m, raw.ids) if m is not None else balanced_indices(raw.labels, subset, seed)

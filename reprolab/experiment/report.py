@@ -24,6 +24,7 @@ from reprolab.experiment.comparison import comparison_html
 from reprolab.experiment.paper_table import paper_table
 from reprolab.experiment.report_figures import fig_alpha, fig_delta, fig_scores, fig_sets, fig_tradeoff
 from reprolab.experiment.results import ResultsDB
+from reprolab.experiment.verdict import verdict_html
 
 STANDIN = "offline stand-in (EfficientNet-Lite0 + MiniLM)"
 CSS = (
@@ -166,6 +167,7 @@ budget of its config — they are not the paper's numbers (Geng &amp; Chen, arXi
         if any(str(e).startswith("standin") for e in df["encoder"])
         else ""
     }</p>
+{verdict_html(_latest(df))}
 <div class="howto"><b>How to read this</b>{HOWTO}</div>
 {"".join(body)}
 </body></html>"""
