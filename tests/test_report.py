@@ -98,6 +98,9 @@ def test_latest_config_wins_and_encoder_names(run_dir):
     row = page[page.index("<th>zeroshot</th>") :][:200]
     assert "42.00" in row
     assert "not CLIP" in encoder_name(STANDIN_ID)
+    assert encoder_name(STANDIN_ID) == "offline stand-in (EfficientNet-Lite0 + MiniLM) — not CLIP"
+    strong = "standin-effnetlite2-mpnet-hypernyms-160px-t3-k50-c1"
+    assert encoder_name(strong) == "offline stand-in (EfficientNet-Lite2 + MPNet) — not CLIP"
     assert encoder_name("openclip-ViT-B-32-quickgelu-openai").startswith("CLIP")
 
 

@@ -208,4 +208,4 @@ def test_quickstart_flow_with_the_standin_on_real_cifar10(tmp_path, shared_datas
     zs = next(r for r in rows if r["method"] == "zeroshot" and r["kind"] == "id")
     assert zs["n"] == 100 and zs["metrics"]["acc"] > 0.2  # a real zero-shot prior (chance is 0.1)
     page = (out / "report.html").read_text()
-    assert "offline stand-in (EfficientNet-Lite0 + MiniLM)" in page and "<table" in page
+    assert "offline stand-in (EfficientNet-Lite2 + MPNet) — not CLIP" in page and "<table" in page  # the demo's prior

@@ -26,7 +26,7 @@ from reprolab.experiment.report_figures import fig_alpha, fig_delta, fig_scores,
 from reprolab.experiment.results import ResultsDB
 from reprolab.experiment.verdict import verdict_html
 
-STANDIN = "offline stand-in (EfficientNet-Lite0 + MiniLM)"
+TEXT_MODELS = {"minilm": "MiniLM", "mpnet": "MPNet"}
 CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
@@ -47,8 +47,11 @@ gain in one part can hide a loss in another.</li>
 
 def encoder_name(encoder_id: str) -> str:
     """Human name for an encoder id; the stand-in is never called CLIP."""
-    if encoder_id.startswith("standin"):
-        return f"{STANDIN} — not CLIP"
+    if encoder_id.startswith("standin"):  # standin-effnetlite{N}-{text model}-...: say which stand-in it was
+        parts = encoder_id.split("-")
+        net = parts[1].replace("effnetlite", "EfficientNet-Lite") if len(parts) > 2 else "?"
+        text = TEXT_MODELS.get(parts[2], parts[2]) if len(parts) > 2 else "?"
+        return f"offline stand-in ({net} + {text}) — not CLIP"
     if encoder_id.startswith("openclip-tiny"):
         return "tiny random-init model with CLIP's architecture (for tests; its numbers mean nothing)"
     if encoder_id.startswith("openclip-") and "-random-init" in encoder_id:  # reprolab.encoders.testing
