@@ -153,4 +153,14 @@ def nb03_2(answer, explorer, wise_curve) -> Result:
     return RIGHT("both ends are the zero-shot classifier — the α's point in opposite directions")
 
 
-from reprolab.course.check_late import nb04_1, nb04_2, nb05_1, nb05_2, nb06_1, nb06_2, nb07_1, nb07_2  # noqa: E402, F401
+from reprolab.course.check_late import (  # noqa: E402, F401
+    nb04_1,
+    nb04_2,
+    nb05_1,
+    nb05_2,
+    nb06_1,
+    nb06_2,
+    nb07_1,
+    nb07_2,
+    nb08_1,
+)

@@ -135,3 +135,19 @@ def nb07_2(answer, rp, x, scales=None) -> Result:
     if int(answer) != ref:
         return NOT_YET("compare each image's prediction without the frame (λ = 0) and with it (λ = 1)")
     return RIGHT(f"the frame changes {ref} of {len(x)} predictions")
+
+
+# ----- 08 · reprogramming a classifier -----------------------------------------------------------------------------
+def nb08_1(answer, models: dict, test, ood) -> Result:
+    """answer: {model name: OOD AUROC with the energy score} for every model of ``models`` (same names)."""
+    from reprolab.evaluation.evaluate import evaluate_method, summary
+
+    if not isinstance(answer, dict) or not answer:
+        return NOT_YET(NONE if answer is None else "give a dict {model name: AUROC with the energy score}")
+    if set(answer) != set(models):
+        return NOT_YET(f"one entry per model: {', '.join(models)}")
+    for name, m in models.items():
+        ref = summary(evaluate_method(m, test, [], ood, score="energy", progress=False))["auroc"]
+        if not _close(answer[name], ref, 1e-6):
+            return NOT_YET(f"the AUROC for {name!r} is not its energy score's — score= 'energy', same OOD sets")
+    return RIGHT("each model scored by energy on the same OOD sets; now compare the order with MSP's")
