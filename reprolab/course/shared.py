@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from reprolab.course.plots import AccuracyTracker
 from reprolab.errors import ReprolabError
 from reprolab.evaluation.features import FeatureCache, key_hash
 from reprolab.evaluation.frozen import frozen_image_features
@@ -100,9 +101,10 @@ def course_fit(method, train_set, cfg, name: str, callback=None, retrain: bool =
     return history
 
 
-class FeatureAccuracyTracker:
-    """Test accuracy every ``every`` steps from the frozen encoder's cached image features (no image pass): valid
-    for methods whose image features *are* the frozen ones — zero-shot and the text-only reprogrammer."""
+class FeatureAccuracyTracker(AccuracyTracker):
+    """:class:`~reprolab.course.plots.AccuracyTracker` measured from the frozen encoder's cached image features (no
+    image pass): valid for methods whose image features *are* the frozen ones — zero-shot and the text-only
+    reprogrammer. Recording (``evaluate``, ``frame``) and the ``fit`` callback are the parent's."""
 
     def __init__(self, encoder, test_set, every: int = 10, cache=None, batch_size: int = 128):
         out = frozen_image_features(encoder, test_set, cache, batch_size, progress=False)
@@ -117,17 +119,3 @@ class FeatureAccuracyTracker:
             )
         text = method.text_features().detach().cpu()
         return accuracy(method.encoder.logit_scale * self.features @ text.t(), self.labels)
-
-    def evaluate(self, method, step: int) -> float:
-        acc = self.accuracy(method)
-        self.records.append({"step": step, "test_acc": acc})
-        return acc
-
-    def __call__(self, step, method, record) -> None:
-        if step % self.every == 0:
-            self.evaluate(method, step)
-
-    def frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.records)
