@@ -122,3 +122,11 @@ def test_clip_shaped_course_figures_are_read_from_their_keys(result):
     assert bench._value(fake, "clip_shaped_notebooks_total_s") == 500.0
     assert bench._value(fake, "clip_shaped_notebook_max_s") == 400.0
     assert {r["figure"]: r["met"] for r in bench.checks(fake)}["clip_shaped_notebook_max_s"] is False
+
+
+def test_course_timings_find_the_checkouts_quickstart_and_every_notebook(tmp_path):
+    """The course bench reads the checkout's files (a wrong root once timed 0 notebooks in 0 s and said nothing)."""
+    assert (bench_course.ROOT / "configs" / "quickstart.yaml").is_file()
+    assert len(sorted((bench_course.ROOT / "notebooks").glob("*.ipynb"))) >= 9
+    with pytest.raises(FileNotFoundError, match="no notebooks"):
+        bench_course.notebooks(tmp_path)

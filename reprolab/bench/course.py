@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: reprolab/bench/course.py → ../../
 FAST_ENV = {"REPROLAB_FAST": "1"}
 
 NB_SCRIPT = """
@@ -123,6 +123,8 @@ def notebooks(folder: Path | None = None, cores: int = 2, env_extra: dict | None
     """{name: run_measured result} for every notebooks/*.ipynb, executed in a copy (the originals stay as they are)."""
     folder = Path(folder or ROOT / "notebooks")
     paths = sorted(folder.glob("*.ipynb"))
+    if not paths:  # a silent 0 s course is worse than no figure
+        raise FileNotFoundError(f"no notebooks in {folder}: run `reprolab bench` from a source checkout")
     env = dict(FAST_ENV, **({"REPROLAB_DATA": shared_data()} if shared_data() else {}), **(env_extra or {}))
     results = {}
     with tempfile.TemporaryDirectory() as runs:  # notebook 07's run starts fresh, as a student's first one does
