@@ -12,7 +12,7 @@ SHARED_DATA := $(abspath ../shared/datasets)
 export REPROLAB_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA):$(CURDIR)/data/cache,$(CURDIR)/data/cache)
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint format lab bench report strip student clean
+.PHONY: venv demo test test-fast lint format lab bench report strip student release clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ strip: venv
 
 student: venv
 	$(PY) -m reprolab.course.student notebooks/ --out notebooks/student/
+
+# a release's files in dist/: the wheel, the sdist and the student notebooks (solutions removed) as one zip
+release: venv
+	$(PY) -m pip wheel -q --no-deps -w dist .
+	$(PY) -m reprolab.course.student notebooks/ --zip dist/reprolab-student-notebooks.zip
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from reprolab.course.student import make_students
+from reprolab.course.student import main, make_students
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -118,3 +118,21 @@ def test_checkers_accept_the_reference_solution_and_reject_a_wrong_answer(path, 
     nb.cells.insert(0, nbformat.v4.new_code_cell(PERTURB))
     text = _run(nb, shared_datasets)
     assert text.count("checked answer_") == len(found)
+
+
+def test_release_zip_holds_every_student_copy_and_no_solution(tmp_path):
+    """``make release`` publishes the student copies as one zip: every notebook, stubs in place of solutions."""
+    import zipfile
+
+    target = tmp_path / "dist" / "student.zip"
+    assert main([str(ROOT / "notebooks"), "--zip", str(target)]) == 0
+    with zipfile.ZipFile(target) as z:
+        names = sorted(z.namelist())
+        assert names == [f"notebooks/{p.name}" for p in NOTEBOOKS]
+        for name, src in zip(names, NOTEBOOKS):
+            nb = nbformat.reads(z.read(name).decode(), as_version=4)
+            sols = [c.source for c in nbformat.read(src, as_version=4).cells if "solution" in _tags(c)]
+            assert sols, f"{src.name} has no exercise"
+            assert not any("solution" in _tags(c) for c in nb.cells)
+            assert all(s not in (c.source for c in nb.cells) for s in sols), f"{src.name}: a solution leaked"
+    assert not list(target.parent.glob("*.part"))

@@ -1,6 +1,7 @@
 """Student versions of the course notebooks: exercise solutions removed, everything else kept.
 
     python -m reprolab.course.student notebooks/ --out notebooks/student/
+    python -m reprolab.course.student notebooks/ --zip dist/reprolab-student-notebooks.zip   # a release's bundle
 
 Every code cell tagged ``solution`` is replaced by a stub code cell tagged ``exercise`` that holds only comments
 (``# YOUR CODE HERE`` and, as a hint, the solution's first line if it is a comment) plus ``answer_NN_k = None`` for
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -79,12 +82,31 @@ def make_students(src, out) -> list[Path]:
     return written
 
 
+def make_student_zip(src, zip_path) -> Path:
+    """The student copies of ``src`` in one zip (``notebooks/NN_name.ipynb`` inside), as published with a release
+    (``make release``): students download and open it without the solutions ever being on their disk."""
+    zip_path = Path(zip_path)
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        written = make_students(src, tmp)
+        partial = zip_path.with_suffix(".zip.part")  # written whole, then renamed: no half zip after a crash
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as z:
+            for path in written:
+                z.write(path, f"notebooks/{path.name}")
+        partial.replace(zip_path)
+    return zip_path
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m reprolab.course.student", description=__doc__.splitlines()[0])
     p.add_argument("src", help="folder of notebooks (or one .ipynb)")
     p.add_argument("--out", default="notebooks/student", help="where to write the student versions")
+    p.add_argument("--zip", default=None, help="instead, write them into this zip (the release's student bundle)")
     args = p.parse_args(argv)
     try:
+        if args.zip:
+            print(make_student_zip(args.src, args.zip))
+            return 0
         for path in make_students(args.src, args.out):
             print(path)
     except ReprolabError as exc:
