@@ -108,6 +108,17 @@ def fetched_lines(root=None) -> list[str]:
     ]
 
 
+def mirror_lines() -> list[str]:
+    """``$REPROLAB_MIRROR`` / ``$REPROLAB_CHECKSUMS`` when set (see :mod:`reprolab.datasets.mirror`); a bad one is named."""
+    from reprolab.datasets.mirror import settings_lines
+    from reprolab.errors import ReprolabError
+
+    try:
+        return [f"  {line}" for line in settings_lines()]
+    except ReprolabError as exc:
+        return [f"  {exc}"]
+
+
 def standin_status() -> tuple[bool, str]:
     """(ok, detail): packages importable and weight files present (the encoder itself is not built)."""
     missing = []
@@ -238,7 +249,7 @@ def report(root=None) -> str:
     sections = [
         ("Machine", device_lines()),
         ("Encoders", encoder_lines()),
-        ("Datasets", fetched_lines(root) + dataset_lines(root) + [fashion_package_line()]),
+        ("Datasets", fetched_lines(root) + mirror_lines() + dataset_lines(root) + [fashion_package_line()]),
     ]
     out = []
     for title, lines in sections:

@@ -3,12 +3,8 @@ archives in the real formats (torchvision's CIFAR-10 tarball, DTD's tarball, Fas
 download registry points at it, and the tests check that files land, are verified, load, are fetched only once,
 and that a corrupt archive or an unreachable host gives one line and leaves nothing behind."""
 
-import gzip
-import hashlib
 import io
-import pickle
 import socket
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -16,72 +12,14 @@ import pytest
 import torch
 import torchvision.datasets as tvd
 import torchvision.transforms.functional as TF
+from archives import FASHION, TEST, cifar10_archive, dtd_archive, idx, jpeg, md5
 from PIL import Image
 
-from reprolab.datasets import download, dtd10, load_dataset
+from reprolab.datasets import download, load_dataset
 from reprolab.datasets.download import SOURCES, Source
 from reprolab.errors import DatasetNotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
-RNG = np.random.default_rng(0)
-TRAIN = RNG.integers(0, 256, (40, 3, 32, 32), dtype=np.uint8)  # 4 per class, in 5 batches of 8
-TEST = RNG.integers(0, 256, (20, 3, 32, 32), dtype=np.uint8)  # 2 per class
-FASHION = RNG.integers(0, 256, (20, 28, 28), dtype=np.uint8)
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def tar_gz(members: dict) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def cifar10_archive(monkeypatch) -> bytes:
-    """torchvision's cifar-10-python.tar.gz layout; torchvision's per-file MD5 lists pointed at these files."""
-    labels = np.arange(40) % 10
-    files = {
-        f"data_batch_{k + 1}": pickle.dumps(
-            {"data": TRAIN[8 * k : 8 * k + 8].reshape(8, -1), "labels": labels[8 * k : 8 * k + 8].tolist()}
-        )
-        for k in range(5)
-    }
-    files["test_batch"] = pickle.dumps({"data": TEST.reshape(20, -1), "labels": (np.arange(20) % 10).tolist()})
-    files["batches.meta"] = pickle.dumps({"label_names": [f"c{k}" for k in range(10)]})
-    monkeypatch.setattr(
-        tvd.CIFAR10, "train_list", [[f"data_batch_{k}", md5(files[f"data_batch_{k}"])] for k in range(1, 6)]
-    )
-    monkeypatch.setattr(tvd.CIFAR10, "test_list", [["test_batch", md5(files["test_batch"])]])
-    monkeypatch.setattr(tvd.CIFAR10, "meta", dict(tvd.CIFAR10.meta, md5=md5(files["batches.meta"])))
-    return tar_gz({f"cifar-10-batches-py/{n}": d for n, d in files.items()})
-
-
-def jpeg(seed: int, size=(48, 40)) -> bytes:
-    buf = io.BytesIO()
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
-def dtd_archive() -> bytes:
-    """DTD's dtd-r1.0.1.tar.gz layout: dtd/images/<class>/<class>_NNNN.jpg (+ labels/), 2 images per class."""
-    members = {"dtd/labels/labels_joint_anno.txt": b"banded/banded_0001.jpg banded\n"}
-    for k, c in enumerate([*dtd10.CLASSES, "zigzagged"]):  # the 10 course classes and one more
-        for j in (1, 2):
-            members[f"dtd/images/{c}/{c}_{j:04d}.jpg"] = jpeg(10 * k + j, (48 + 8 * j, 40))
-    return tar_gz(members)
-
-
-def idx(array: np.ndarray) -> bytes:
-    """MNIST's IDX format, gzipped (the files torchvision's FashionMNIST downloads)."""
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return gzip.compress(header + array.tobytes())
 
 
 def serve(monkeypatch, served: Path, base: str, key: str, data: bytes, known_hash: str | None = "md5") -> None:
@@ -115,7 +53,7 @@ def leftovers(root: Path) -> list[str]:
 
 def test_cifar10_download_lands_is_verified_loads_and_is_fetched_once(empty_root, data_server, monkeypatch, capsys):
     base, served = data_server
-    serve(monkeypatch, served, base, "cifar10", cifar10_archive(monkeypatch))
+    serve(monkeypatch, served, base, "cifar10", cifar10_archive())
     ds = load_dataset("cifar10", "test")
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "'cifar10' was not on this machine: downloaded cifar-10-python.tar.gz (" in out
@@ -213,7 +151,7 @@ def test_quickstart_from_an_empty_data_root_skips_then_adds_a_missing_ood_set(
     from reprolab.experiment.results import ResultsDB
 
     base, served = data_server
-    serve(monkeypatch, served, base, "cifar10", cifar10_archive(monkeypatch))
+    serve(monkeypatch, served, base, "cifar10", cifar10_archive())
     serve(monkeypatch, served, base, "dtd", dtd_archive())
     serve_fashion(monkeypatch, served, base)
     for f in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):

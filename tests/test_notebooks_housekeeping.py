@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 
 from reprolab.course.student import STUB, make_students
 
@@ -24,7 +25,7 @@ COURSE = ["00_zero_shot_clip", "01_image_reprogramming", "02_text_reprogramming"
 # kit (from the checkout when there is one, else from REPO_URL) and turns on Colab's widget manager.
 SETUP_CELL = """\
 # Setup: does nothing where reprolab is installed; on Colab or Binder it installs the kit first (once, a few minutes).
-REPO_URL = "https://github.com/YOUR-ORG/reprolab"  # placeholder: the URL of the repository these notebooks come from
+REPO_URL = "https://github.com/YOUR-ORG/reprolab"  # = Repository in pyproject.toml's [project.urls] (README: publishing a fork)
 import importlib.util
 import os
 import subprocess
@@ -111,6 +112,22 @@ def _repo_url() -> str:
     ns: dict = {}
     exec(SETUP_CELL.split("import importlib")[0], ns)
     return ns["REPO_URL"]
+
+
+def test_the_repository_address_is_the_one_in_pyproject_everywhere():
+    """pyproject.toml's [project.urls] Repository is the one setting; the setup cell (pinned verbatim above, so in
+    every notebook) and README's pip, Colab and Binder links repeat it."""
+    url = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    assert _repo_url() == url and url.startswith("https://github.com/")
+    owner_repo = url.removeprefix("https://github.com/")
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(
+        r"(?:github\.com|colab\.research\.google\.com/github|mybinder\.org/v2/gh)/([\w.-]+/[\w.-]+)", readme
+    )
+    assert len(links) >= len(NOTEBOOKS) + 2  # a Colab link per notebook, the Binder link, the pip line
+    assert set(links) == {owner_repo}
+    colab = re.findall(r"colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/main/notebooks/([\w.-]+)\)", readme)
+    assert colab == [p.name for p in NOTEBOOKS]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

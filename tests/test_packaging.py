@@ -1,4 +1,5 @@
-"""environment.yml and pyproject.toml list the same packages; .ci/run calls the README's test command."""
+"""environment.yml and pyproject.toml list the same packages (environment.yml with the CPU-only torch, for Binder);
+.ci/run calls the README's test command."""
 
 import re
 from pathlib import Path
@@ -20,8 +21,16 @@ def test_environment_yml_matches_pyproject():
         ours |= {_name(r) for r in extra}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    conda = {_name(d) for d in pip}
+    conda = {_name(d) for d in pip if not d.startswith("-")}  # pip options (the index line) are not packages
     assert ours == conda, f"only in pyproject: {ours - conda}; only in environment.yml: {conda - ours}"
+
+
+def test_environment_yml_installs_the_cpu_only_torch():
+    """Binder builds from environment.yml and has no GPU: torch from PyTorch's CPU index, not the CUDA build."""
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip[0] == "--extra-index-url https://download.pytorch.org/whl/cpu"  # before torch, for every pip line
+    assert "--index-url" not in " ".join(pip).replace("--extra-index-url", "")  # PyPI stays the main index
 
 
 def test_ci_runs_the_readme_test_command():

@@ -16,6 +16,9 @@
 
 from __future__ import annotations
 
+import pickle
+from pathlib import Path
+
 import numpy as np
 
 from reprolab.datasets.base import IMAGE_EXTS, Arrays, Ctx, Files, Raw, ZipMembers, ZipReader, list_class_folders
@@ -51,13 +54,26 @@ def zip_raw(path, classes, split) -> Raw:
     return Raw(ZipMembers(zr, names), labels, names, list(classes))
 
 
-def _torchvision_raw(cls, root, split, classes, download) -> Raw:
-    ds = cls(str(root), train=split == "train", download=download)
+def _torchvision_raw(cls, root, split, classes) -> Raw:
+    """torchvision's CIFAR pickles (file names from ``cls.train_list`` / ``test_list``), read here rather than
+    through ``cls(...)``: torchvision re-hashes all six files against its MD5 list at every load (about 180 MB for
+    CIFAR-10), while the kit verifies the archive's checksum once, when it downloads it (:mod:`.download`)."""
+    data, labels = [], []
+    for fname, _md5 in cls.train_list if split == "train" else cls.test_list:
+        path = Path(root) / cls.base_folder / fname
+        try:
+            with open(path, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+            data.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels += entry["labels"] if "labels" in entry else entry["fine_labels"]
+        except (OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as e:
+            raise CorruptFileError(
+                f"{path} is missing or unreadable ({type(e).__name__}); delete {path.parent} and load again to "
+                "download it afresh"
+            ) from e
+    images = np.concatenate(data).transpose(0, 2, 3, 1)  # N x 32 x 32 x 3, as torchvision's .data
     return Raw(
-        Arrays(ds.data),
-        np.asarray(ds.targets, dtype=np.int64),
-        [f"{split}[{i}]" for i in range(len(ds.data))],
-        list(classes),
+        Arrays(images), np.asarray(labels, dtype=np.int64), [f"{split}[{i}]" for i in range(len(images))], list(classes)
     )
 
 
@@ -75,7 +91,7 @@ def _cifar(ctx: Ctx, task: str, tv_dir: str, tv_cls: str) -> Raw:
         if zpath.is_file():
             return zip_raw(zpath, names, ctx.split)
         if tv.is_dir():
-            return _torchvision_raw(getattr(tvd, tv_cls), r, ctx.split, names, False)
+            return _torchvision_raw(getattr(tvd, tv_cls), r, ctx.split, names)
         looked += [folder, zpath, tv]
     how = (
         f"{DOWNLOAD_HOW}, or put class folders at <root>/{task}/{ctx.split}/"
@@ -85,7 +101,7 @@ def _cifar(ctx: Ctx, task: str, tv_dir: str, tv_cls: str) -> Raw:
         raise not_found(ctx.name, looked, how)
     root = download_root(ctx.roots)
     fetch_archive(ctx.name, task, root, tv_dir, how)
-    return _torchvision_raw(getattr(tvd, tv_cls), root, ctx.split, names, False)
+    return _torchvision_raw(getattr(tvd, tv_cls), root, ctx.split, names)
 
 
 def cifar10(ctx: Ctx) -> Raw:

@@ -2,8 +2,9 @@
 
 ``SOURCES`` maps a key to a :class:`Source`. Where torchvision knows a set, its URL and MD5 are torchvision's own
 class attributes (``CIFAR10.url``, ``DTD._URL``, ``FashionMNIST.resources`` ...), so there is one source of truth
-and the files land in torchvision's layout, which torchvision's dataset classes then read. The registry is a plain
-module-level dict so that tests (and a lab's local mirror) can point entries elsewhere.
+and the files land in torchvision's layout, which the kit's loaders then read. The registry is a plain module-level
+dict; ``REPROLAB_MIRROR`` (a lab's copy of the original files) and ``REPROLAB_CHECKSUMS`` change where an entry is
+fetched from and which checksum it must match, at the moment of fetching (:mod:`.mirror`).
 
 Why pooch rather than torchvision's ``download_url``: pooch streams into a temporary file, checks the checksum and
 only then renames the file into place, so an interrupted or corrupt download leaves nothing; torchvision writes the
@@ -24,6 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from reprolab.datasets.mirror import resolve
 from reprolab.errors import DatasetNotFoundError
 
 
@@ -88,7 +90,7 @@ def say(msg: str) -> None:
 
 def done(name: str, keys: list[str], where: Path) -> None:
     """The one line after a download: what came, from where, how it was checked, where it is now."""
-    srcs = [SOURCES[k] for k in keys]
+    srcs = [resolve(SOURCES[k]) for k in keys]
     size = " + ".join(s.size for s in srcs if s.size) or "size not published"
     checks = {
         s.known_hash.split(":")[0].upper() + " verified" if s.known_hash else "no published checksum" for s in srcs
@@ -125,7 +127,7 @@ def _retrieve(name: str, key: str, folder: Path, how: str) -> Path:
 
     if key not in SOURCES:
         raise DatasetNotFoundError(f"'{name}' has no download source '{key}'; {how}")
-    src = SOURCES[key]
+    src = resolve(SOURCES[key])
     timeout = float(os.environ.get("REPROLAB_DOWNLOAD_TIMEOUT") or 30)
     # total=1 until pooch sets the real size (pooch tests the bar for truth); delay: no bar when it fails at once
     bar = tqdm(total=1, unit="B", unit_scale=True, desc=f"downloading {name}: {src.fname}", leave=False, delay=1)
@@ -198,10 +200,10 @@ def fetch_archive(name: str, key: str, root: Path, top: str, how: str, dest: str
         try:
             unpack(archive, out)
         except Exception as e:  # a truncated or corrupt archive (tar, gzip, zlib, zip errors)
-            raise failed(name, SOURCES[key], e, how) from e
+            raise failed(name, resolve(SOURCES[key]), e, how) from e
         if not (out / top).is_dir():
             err = FileNotFoundError(f"{archive.name} holds no folder '{top}/'")
-            raise failed(name, SOURCES[key], err, how)
+            raise failed(name, resolve(SOURCES[key]), err, how)
         place(out / top, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
