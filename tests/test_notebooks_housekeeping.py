@@ -14,7 +14,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (requires-python allows it): the same parser from PyPI
+    import tomli as tomllib
 
 from reprolab.course.student import STUB, make_students
 
