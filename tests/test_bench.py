@@ -30,6 +30,7 @@ def result():
         extract_n=64,
         repeats=TINY_REPEATS,
         log=lambda *a: None,
+        browser=False,
     )
 
 
@@ -130,3 +131,32 @@ def test_course_timings_find_the_checkouts_quickstart_and_every_notebook(tmp_pat
     assert len(sorted((bench_course.ROOT / "notebooks").glob("*.ipynb"))) >= 9
     with pytest.raises(FileNotFoundError, match="no notebooks"):
         bench_course.notebooks(tmp_path)
+
+
+def test_alpha_slider_figure_is_not_measured_when_skipped(result):
+    assert result["alpha_slider_p95_ms"] is None and result["alpha_slider"]["error"] == "--skip-browser"
+    rows = {r["figure"]: r for r in result["checks"]}
+    assert rows["alpha_slider_p95_ms"]["met"] is None and rows["alpha_slider_p95_ms"]["target"] == "<= 50 ms"
+    assert "α slider in Chromium: not measured" in bench.table(result)
+
+
+def test_alpha_slider_latency_without_chromium_says_why(monkeypatch):
+    from reprolab.bench import alpha_latency, jupyter_lab
+
+    monkeypatch.setattr(jupyter_lab, "CHROMIUM", "/nonexistent/chromium")
+    assert "Chromium is not installed at /nonexistent/chromium" in alpha_latency.alpha_latency()["error"]
+
+
+@pytest.mark.browser
+def test_alpha_slider_latency_in_chromium_gives_30_finite_moves():
+    """The in-page measurement on notebook 03's widget (synthetic features): 30 key events, 30 redraws timed."""
+    from conftest import require
+
+    from reprolab.bench import alpha_latency, jupyter_lab
+
+    require(jupyter_lab.chromium_missing() is None, str(jupyter_lab.chromium_missing()))
+    r = alpha_latency.alpha_latency(moves=30)
+    assert "error" not in r, r.get("error")
+    assert r["moves"] == 30 and len(r["latencies_ms"]) == 30
+    assert all(_num(m) and 0 < m < 60_000 for m in r["latencies_ms"])
+    assert r["median_ms"] <= r["p95_ms"] <= r["max_ms"] == max(r["latencies_ms"])

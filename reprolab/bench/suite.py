@@ -1,6 +1,6 @@
 """``reprolab bench`` — what the kit costs on *this* machine, next to the targets it promises (issue 9).
 
-    reprolab bench [--out FILE.json] [--quick] [--skip-course] [--encoders standin,tiny,vit-b-32]
+    reprolab bench [--out FILE.json] [--quick] [--skip-course] [--skip-browser] [--encoders standin,tiny,vit-b-32]
 
 Measured side by side in one run (pieces in :mod:`reprolab.bench.timing` and :mod:`reprolab.bench.course`):
 
@@ -13,6 +13,9 @@ figure (JSON key)                     what                                      
 ``rp_over_ft_step``                   image-RP step time / full fine-tuning step     ≤ 0.75
                                       (offline stand-in; ``step_cost`` per encoder)
 ``extraction_ratio``                  kit's cached extraction / bare encoder loop    ≥ 0.9
+``alpha_slider_p95_ms``               in Chromium: α key event → plotly_afterplot    ≤ 50 ms
+                                      with the new markers, 30 moves (p95;
+                                      :mod:`reprolab.bench.alpha_latency`)
 ``quickstart_s``, ``notebooks_s``     wall time of the quickstart run / notebooks    ≤ 600 s each
 ``*_peak_rss_mb``                     peak memory of those runs                      ≤ 4096 MB
 ``text_rp_cached_speedup``            text-only RP steps/s from cached frozen        ≥ 20×
@@ -46,6 +49,7 @@ TARGETS = {  # key: (comparison, bound, unit)
     "alpha_recompute_ratio": (">=", 1000.0, "×"),
     "rp_over_ft_step": ("<=", 0.75, "×"),
     "extraction_ratio": (">=", 0.9, "×"),
+    "alpha_slider_p95_ms": ("<=", 50.0, "ms"),
     "quickstart_s": ("<=", 600.0, "s"),
     "quickstart_peak_rss_mb": ("<=", 4096.0, "MB"),
     "notebooks_total_s": ("<=", 600.0, "s"),
@@ -114,6 +118,7 @@ def run_bench(
     repeats: dict | None = None,
     log=print,
     course_encoder: str = "standin",
+    browser: bool = True,
 ) -> dict:
     """All measurements as one JSON-able dict (see the module docstring for the keys); ``repeats`` overrides
     entries of :data:`REPEATS` (tests use tiny sizes)."""
@@ -170,6 +175,14 @@ def run_bench(
     n = extract_n or (256 if quick else 512)
     res["extraction"] = bt.extraction(head_enc, n=n, repeats=reps["extract"])
     res["extraction_ratio"] = res["extraction"]["extraction_ratio"]
+    if browser:  # {"error": why} without Chromium / Playwright / JupyterLab
+        from reprolab.bench.alpha_latency import alpha_latency
+
+        log("[bench] α slider in Chromium: 30 moves, key event → redrawn markers …")
+        res["alpha_slider"] = alpha_latency(moves=30)
+    else:
+        res["alpha_slider"] = dict(error="--skip-browser")
+    res["alpha_slider_p95_ms"] = res["alpha_slider"].get("p95_ms")
     for k in ("quickstart_s", "quickstart_peak_rss_mb", "notebooks_s", "notebooks_peak_rss_mb"):
         res[k] = None
     for k in ("clip_shaped_quickstart_s", "clip_shaped_notebooks_s", "clip_shaped_notebooks_peak_rss_mb"):
@@ -229,6 +242,14 @@ def table(res: dict) -> str:
                 f"{tr['images_steps_per_s']:.2f} from images ({tr['speedup']:.0f}×; batch {tr['batch_size']}; "
                 f"one-off feature pass {tr['cache_build_s']:.1f} s for {tr['cache_images']} images)"
             )
+    sl = res.get("alpha_slider", {})
+    if "error" in sl:
+        lines.append(f"  α slider in Chromium: not measured ({sl['error'][:100]})")
+    elif sl:
+        lines.append(
+            f"  α slider in Chromium: median {sl['median_ms']:.0f} ms, p95 {sl['p95_ms']:.0f} ms, max "
+            f"{sl['max_ms']:.0f} ms over {sl['moves']} moves ({sl['source']})"
+        )
     a, e = res["alpha_move"], res["extraction"]
     if a.get("recompute_s_per_alpha") is not None:
         lines.append(f"  α recompute: {a['recompute_s_per_alpha']:.1f} s per α ({a['recompute_note']})")
@@ -246,6 +267,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write the results as JSON to this file")
     p.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
     p.add_argument("--skip-course", action="store_true", help="skip the quickstart run and the notebooks")
+    p.add_argument("--skip-browser", action="store_true", help="skip the α-slider latency in Chromium")
     p.add_argument(
         "--encoders",
         default=",".join(ENCODERS),
@@ -265,6 +287,7 @@ def main(argv=None) -> int:
         skip_course=args.skip_course,
         encoders=args.encoders.split(","),
         course_encoder=args.course_encoder,
+        browser=not args.skip_browser,
     )
     print(table(res))
     if args.out:

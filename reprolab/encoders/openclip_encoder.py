@@ -9,7 +9,9 @@
 * ``tiny_openclip()`` — a tiny random-init CLIP (32 px, width 32, one layer) for fast unit tests.
 
 The text-tower forward is written out here (it mirrors ``open_clip.model.CLIP.encode_text``) because the text
-reprogrammer and CoOp need to run it on *given* word embeddings and a *given* positional table.
+reprogrammer and CoOp need to run it on *given* word embeddings and a *given* positional table. It runs only the
+first L = (last EOT position in the batch) + 1 of the 77 context positions: with the causal mask the rest cannot
+reach the features (:func:`_text_length`), and a class prompt is ~10 tokens, so text steps cost ~1/8 as much.
 """
 
 from __future__ import annotations
@@ -112,8 +114,11 @@ class OpenClipEncoder(Encoder):
         from open_clip.transformer import text_global_pool
 
         m = self.model
-        x = embeds + positional_embedding[: embeds.shape[1]]
-        x = m.transformer(x, attn_mask=m.attn_mask)
+        L = _text_length(m, tokens, embeds.shape[1])
+        embeds, tokens = embeds[:, :L], tokens[:, :L]
+        mask = None if m.attn_mask is None else m.attn_mask[:L, :L]
+        x = embeds + positional_embedding[:L]
+        x = m.transformer(x, attn_mask=mask)
         x = m.ln_final(x)
         x = text_global_pool(x, tokens, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
         if m.text_projection is not None:
@@ -140,6 +145,28 @@ class OpenClipEncoder(Encoder):
 
     def image_parameters(self):
         return self.model.visual.parameters()
+
+
+def _text_length(model, tokens: Tensor, context: int) -> int:
+    """How many leading positions of the context can reach the pooled text feature.
+
+    CLIP's text transformer is causal (``attn_mask`` is −∞ above the diagonal) and the feature is read at one
+    position per prompt, p_b (the EOT token, ``argmax`` of the ids; or the first ``eos`` id). Position j feeds
+    position i only if j ≤ i, so every position after L = max_b p_b + 1 leaves the features — and the gradients
+    of the token table and the positional embedding — exactly unchanged: the tower runs on the first L tokens
+    with the mask cut to L×L. Anything else (no causal mask, pooling at the last position) keeps the full context.
+    """
+    pool = model.text_pool_type
+    if model.attn_mask is None or pool not in ("argmax", "eos") or tokens.ndim != 2 or tokens.shape[0] == 0:
+        return context
+    if pool == "argmax":
+        pos = tokens.argmax(dim=-1)
+    else:
+        eos = getattr(model, "text_eos_id", None)
+        if eos is None:
+            return context
+        pos = (tokens == eos).int().argmax(dim=-1)
+    return min(context, int(pos.max()) + 1)
 
 
 def _quickgelu(arch: str, pretrained: str, is_file: bool, assume_openai: bool) -> bool:
