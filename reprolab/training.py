@@ -173,6 +173,7 @@ def fit(method, train_set, cfg: TrainConfig, out_dir=None, resume: bool = False,
     Raises :class:`NonFiniteLossError` on a NaN/inf loss; the last good checkpoint in ``out_dir`` is kept.
     """
     device = pick_device(cfg.device)
+    train_set = method.input_view(train_set) if hasattr(method, "input_view") else train_set  # Method.input_view
     method.to(device)
     groups = method.trainable_parameters()
     params = [p for g in groups for p in g["params"] if p.requires_grad]

@@ -23,7 +23,8 @@ from reprolab.evaluation.evaluate import (
 from reprolab.evaluation.features import FeatureCache
 from reprolab.evaluation.metrics import accuracy, ood_metrics
 from reprolab.methods.base import Method, ZeroShot
-from reprolab.methods.reprogrammer import Reprogrammer, ResidualReprogrammer
+from reprolab.methods.reprogrammer import Reprogrammer
+from reprolab.methods.residual_reprogrammer import ResidualReprogrammer
 from reprolab.reprogramming.residual import residual_logits
 
 CLASSES = ["cat", "dog", "car", "ship"]

@@ -17,7 +17,8 @@ from reprolab.experiment.config import load_config
 from reprolab.experiment.runner import Runner
 from reprolab.methods import build_method
 from reprolab.methods.base import DEFAULT_TEMPLATE, OFFICIAL_TEMPLATE, ZeroShot
-from reprolab.methods.reprogrammer import Reprogrammer, ResidualReprogrammer
+from reprolab.methods.reprogrammer import Reprogrammer
+from reprolab.methods.residual_reprogrammer import ResidualReprogrammer
 from reprolab.reprogramming.image_reprogrammer import ImageReprogrammer
 from reprolab.reprogramming.losses import contrastive_loss
 from reprolab.training import TrainConfig
@@ -76,7 +77,10 @@ def test_paper_configs_choose_the_official_behaviours():
             assert m.params.get("template") == OFFICIAL_TEMPLATE == "a photo of a {}", (path.name, m.name)
             assert not m.train.get("amp", TrainConfig.amp), (path.name, m.name)
         assert cfg.method("reprogrammer").params["resize"] == "official"
-        assert cfg.method("residual_reprogrammer").params["zs_input"] == "reduced"
+        assert cfg.method("residual_reprogrammer").params == {"zs_input": "reduced", "zs_dtype": "fp16"}
+        assert cfg.metric_convention == "official"
+    # ImageNet: the reprogrammer reads each file resized once to 128 px (CIFAR-10 arrives at 32 px: nothing to do)
+    assert load_config(PAPER[1]).method("reprogrammer").params["reduce_from"] == "raw"
 
 
 def test_template_makes_the_official_prompt_and_the_kit_default_is_unchanged(tiny):
@@ -85,7 +89,7 @@ def test_template_makes_the_official_prompt_and_the_kit_default_is_unchanged(tin
     want = tiny.tokenize(["a photo of a cat", "a photo of a dog"])
     assert torch.equal(zs.class_tokens(), tiny.to_device(want))
     rp = Reprogrammer(tiny, template=OFFICIAL_TEMPLATE)
-    assert rp.row_settings() == {"template": "a photo of a {}", "resize": "bilinear"}
+    assert rp.row_settings() == {"template": "a photo of a {}", "resize": "bilinear", "reduce_from": "dataset"}
 
 
 def test_training_is_fp32_by_default_and_amp_keeps_logits_and_loss_fp32():
@@ -113,7 +117,13 @@ def test_rrp_zero_shot_half_sees_the_reduced_view_when_asked(tiny, tiny_set):
         assert torch.equal(full.image_features(x), tiny.encode_image(tiny.resize(x)))
         assert not torch.equal(want, full.image_features(x))
         assert torch.equal(red.zero_shot_branch().image_features(x), want)
-    assert red.row_settings() == {"template": DEFAULT_TEMPLATE, "resize": "official", "zs_input": "reduced"}
+    assert red.row_settings() == {
+        "template": DEFAULT_TEMPLATE,
+        "resize": "official",
+        "reduce_from": "dataset",
+        "zs_input": "reduced",
+        "zs_dtype": "fp32",
+    }
     assert red.config()["zs_input"] == "reduced" and "zs_input" not in full.config()
     with pytest.raises(Exception, match="'reduced'"):
         ResidualReprogrammer(rp, zs_input="half")
@@ -124,16 +134,28 @@ def test_build_method_routes_zs_input_to_the_residual_wrapper(tiny):
     assert m.zs_input == "reduced" and m.rp.image_rp.resize == "official"
 
 
-def test_result_rows_record_template_resize_zs_input_and_amp(tiny):
-    cfg = load_config(PAPER[0])
-    fake = types.SimpleNamespace(specs={m.name: m for m in cfg.methods})
+def test_result_rows_record_template_resize_zs_input_zs_dtype_amp_and_metric_convention(tiny):
+    cfg = load_config(PAPER[1])
+    fake = types.SimpleNamespace(specs={m.name: m for m in cfg.methods}, cfg=cfg)
     rrp_spec = cfg.method("residual_reprogrammer")
-    rp_params = {k: cfg.method("reprogrammer").params[k] for k in ("resize", "template")}  # tiny canvas: no geometry
+    keys = ("resize", "reduce_from", "template")  # tiny canvas: no geometry
+    rp_params = {k: cfg.method("reprogrammer").params[k] for k in keys}
     rrp = build_method("residual_reprogrammer", tiny, **rp_params, **rrp_spec.params)
     got = Runner.row_settings(fake, rrp_spec, rrp)
-    assert got == {"template": "a photo of a {}", "resize": "official", "zs_input": "reduced", "amp": False}
+    assert got == {
+        "template": "a photo of a {}",
+        "resize": "official",
+        "reduce_from": "raw",
+        "zs_input": "reduced",
+        "zs_dtype": "fp32",  # fp16 asked, but the tiny encoder is on the CPU: the row says what was used
+        "amp": False,
+        "metric_convention": "official",
+    }
     zs = build_method("zeroshot", tiny, **cfg.method("zeroshot").params)
-    assert Runner.row_settings(fake, cfg.method("zeroshot"), zs) == {"template": "a photo of a {}", "amp": False}
+    want = {"template": "a photo of a {}", "amp": False, "metric_convention": "official"}
+    assert Runner.row_settings(fake, cfg.method("zeroshot"), zs) == want
+    kit = types.SimpleNamespace(specs=fake.specs, cfg=load_config(ROOT / "configs" / "quickstart.yaml"))
+    assert Runner.row_settings(kit, cfg.method("zeroshot"), zs)["metric_convention"] == "kit"
 
 
 def test_rrp_sweep_features_use_the_reduced_view_and_never_share_a_cache_entry(tiny, tmp_path):
@@ -168,34 +190,56 @@ shift_sets: [cifar10c:contrast:3]
 ood_sets: [sklearn_digits]
 eval_batch_size: 16
 rrp_alphas: [0.5]
+metric_convention: official
 methods:
   - name: zeroshot
     params: {template: "a photo of a {}"}
   - name: reprogrammer
-    params: {resize: official, template: "a photo of a {}"}
+    params: {resize: official, reduce_from: raw, template: "a photo of a {}"}
     train: {steps: 2, batch_size: 8, warmup: 1, progress: false}
   - name: residual_reprogrammer
-    params: {zs_input: reduced}
+    params: {zs_input: reduced, zs_dtype: fp16}
 """
 
 
 def test_a_run_records_the_choices_in_every_test_row(tmp_path, shared_datasets):
+    from reprolab.evaluation.metrics import official_ood_metrics, ood_metrics
     from reprolab.experiment.results import ResultsDB
     from reprolab.experiment.runner import run
 
     (tmp_path / "c.yaml").write_text(RUN)
-    run(load_config(tmp_path / "c.yaml"), tmp_path / "out")
+    with pytest.warns(UserWarning, match="zs_dtype='fp16' applies on CUDA only"):
+        run(load_config(tmp_path / "c.yaml"), tmp_path / "out")
     rows = ResultsDB(tmp_path / "out" / "results.jsonl").rows()
+    common = {"template": "a photo of a {}", "amp": False, "metric_convention": "official"}
+    rp = dict(common, resize="official", reduce_from="raw")
     want = {
-        "zeroshot": {"template": "a photo of a {}", "amp": False},
-        "reprogrammer": {"template": "a photo of a {}", "amp": False, "resize": "official"},
-        "residual_reprogrammer": {
-            "template": "a photo of a {}",
-            "amp": False,
-            "resize": "official",
-            "zs_input": "reduced",
-        },
+        "zeroshot": common,
+        "reprogrammer": rp,
+        "residual_reprogrammer": dict(rp, zs_input="reduced", zs_dtype="fp32"),
     }
     assert {r["method"] for r in rows} == set(want)
     for r in rows:
         assert {k: r.get(k) for k in want[r["method"]]} == want[r["method"]], r["method"]
+    # the OOD rows are official_ood_metrics of the very scores the run saved (ID set vs the OOD set)
+    for name in ("zeroshot", "reprogrammer"):
+        saved = np.load(tmp_path / "out" / "scores" / f"{name}-s0.npz")
+        kinds = dict(line.split("\t")[::-1] for line in saved["__kinds__"])
+        s_id, s_ood = saved[f"set:{kinds['id']}"], saved[f"set:{kinds['ood']}"]
+        (row,) = [r for r in rows if r["method"] == name and r["kind"] == "ood"]
+        assert row["metrics"] == official_ood_metrics(s_id, s_ood)
+        assert row["metrics"] == ood_metrics(s_id, s_ood, convention="official")
+    assert "OOD metric convention</b>: official" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_metric_convention_is_validated_and_hashed_only_when_official():
+    from reprolab.errors import ConfigError
+    from reprolab.experiment.config import from_dict
+    from reprolab.experiment.identity import data_settings
+
+    with pytest.raises(ConfigError, match="metric_convention must be kit .* or official"):
+        from_dict({"metric_convention": "sklearn"})
+    kit, official = from_dict({}), from_dict({"metric_convention": "official"})
+    assert kit.metric_convention == "kit"
+    assert "metric_convention" not in data_settings(kit, "e")  # the shipped rows keep their config hashes
+    assert data_settings(official, "e")["metric_convention"] == "official"

@@ -8,7 +8,8 @@ from conftest import TinySet
 
 from reprolab.errors import CheckpointError, NonFiniteLossError, ReprolabError, ShapeError
 from reprolab.methods.base import ZeroShot
-from reprolab.methods.reprogrammer import Reprogrammer, ResidualReprogrammer
+from reprolab.methods.reprogrammer import Reprogrammer
+from reprolab.methods.residual_reprogrammer import ResidualReprogrammer
 from reprolab.reprogramming.image_reprogrammer import ImageReprogrammer
 from reprolab.reprogramming.losses import contrastive_loss, focal_loss
 from reprolab.reprogramming.residual import blend, residual_logits

@@ -6,7 +6,10 @@ index ("0".."999"). ImageNet-A and -R contain 200 classes: with ``classes="200"`
 ``ImageSet.class_subset`` holds those 200 indices and ``ImageSet.restrict_logits`` masks the other 800 logits;
 ``classes="1000"`` scores against all 1000 classes, as the official IBM/reprogrammer code did.
 OOD sets (label -1): the MOS/MCM subsets iNaturalist, SUN, Places (Huang & Li, CVPR 2021) and Textures (full DTD).
-Images are resized to ``size`` (default 224: ``Resize(224)`` + ``CenterCrop(224)``).
+Images are resized to ``size`` (default 224: ``Resize(224)`` + ``CenterCrop(224)``). A reprogrammer with
+``reduce_from="raw"`` (``configs/paper/imagenet.yaml``) reads the same files through
+:func:`reprolab.datasets.loader_view.loader_view` instead: each resized once, straight to its ``image_res`` (128), with
+PIL bicubic, as the official loader does (raw → 128 → 224 rather than raw → 224 → 128 → 224; ``docs/fidelity.md``).
 """
 
 from __future__ import annotations

@@ -24,14 +24,15 @@ def rrp_features(rp_method, sets, cache=None, batch_size: int = 256, progress: b
     "image_zs", "class_subset"}}}``. ``rp_method`` is a Reprogrammer or a ResidualReprogrammer (its RP is used).
     """
     from reprolab.methods.base import ZeroShot
-    from reprolab.methods.reprogrammer import Reprogrammer, ResidualReprogrammer
+    from reprolab.methods.reprogrammer import Reprogrammer
+    from reprolab.methods.residual_reprogrammer import ResidualReprogrammer
 
     rp = rp_method.rp if isinstance(rp_method, ResidualReprogrammer) else rp_method
     if not isinstance(rp, Reprogrammer):
         raise ReprolabError(f"rrp_features needs a Reprogrammer or ResidualReprogrammer, got {type(rp).__name__}")
     if not rp.classnames:
         raise ReprolabError("the reprogrammer has no classes; call rp.setup(id_set.classnames) first")
-    if isinstance(rp_method, ResidualReprogrammer):  # its zero-shot half: ``zs_input`` "full" or "reduced"
+    if isinstance(rp_method, ResidualReprogrammer):  # its zero-shot half: ``zs_input`` and ``zs_dtype``
         zs = rp_method.zero_shot_branch()
     else:
         zs = ZeroShot(rp.encoder, rp.template).setup(rp.classnames)
@@ -59,7 +60,9 @@ def rrp_features(rp_method, sets, cache=None, batch_size: int = 256, progress: b
     }
 
 
-def rrp_sweep(feats: dict, alphas, T: float = 0.01, score: str = "mcm", renormalise: bool = False) -> list[dict]:
+def rrp_sweep(
+    feats: dict, alphas, T: float = 0.01, score: str = "mcm", renormalise: bool = False, convention: str = "kit"
+) -> list[dict]:
     """Rows (as :func:`evaluate_method`) for each α = ``alpha_zeroshot`` via :func:`reprolab.reprogramming.residual.residual_logits`,
     each with ``"alpha"`` and ``"alpha_meaning": "zero-shot weight (RRP)"``. No encoder pass."""
     rows = []
@@ -82,7 +85,7 @@ def rrp_sweep(feats: dict, alphas, T: float = 0.01, score: str = "mcm", renormal
             }
             for n, f in feats["sets"].items()
         ]
-        for r in rows_from_logits(entries, T, score, True, feats["logit_scale"]):
+        for r in rows_from_logits(entries, T, score, True, feats["logit_scale"], convention):
             rows.append(dict(r, alpha=float(a), alpha_meaning="zero-shot weight (RRP)"))
     return rows
 
@@ -96,6 +99,7 @@ def wise_ft_sweep(
     batch_size: int = 256,
     score: str = "mcm",
     progress: bool = True,
+    convention: str = "kit",
 ) -> list[dict]:
     """Rows for each WiSE-FT α (weight on the *fine-tuned* weights), via ``wise_method.set_alpha(α)``; one encoder
     pass per α (weights change). Rows carry ``"alpha"`` and ``"alpha_meaning": "fine-tuned weight (WiSE-FT)"``;
@@ -105,7 +109,10 @@ def wise_ft_sweep(
     try:
         for a in alphas:
             wise_method.set_alpha(a)
-            for r in evaluate_method(wise_method, id_set, shift_sets, ood_sets, T, cache, batch_size, score, progress):
+            rows_a = evaluate_method(
+                wise_method, id_set, shift_sets, ood_sets, T, cache, batch_size, score, progress, convention
+            )
+            for r in rows_a:
                 rows.append(dict(r, alpha=float(a), alpha_meaning="fine-tuned weight (WiSE-FT)"))
     finally:
         if original is not None:

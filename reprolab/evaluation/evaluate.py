@@ -75,7 +75,8 @@ def collect(
     """``{set name: {"logits", "labels"[, "image_features"]}}`` (CPU tensors), in eval mode, cached if asked.
 
     ``cache``: a :class:`~reprolab.evaluation.features.FeatureCache`, a directory, or None. CLIP-style methods always come
-    with ``image_features``; others only with ``features=True``.
+    with ``image_features``; others only with ``features=True``. Each set is read through ``method.input_view`` (the
+    set itself, except for a reprogrammer with ``reduce_from="raw"``: the official loader's view).
     """
     _check_names(sets)
     cache, was_training = _as_cache(cache), method.training
@@ -86,6 +87,7 @@ def collect(
         state = state_hash(method.trainable_state()) if cache is not None else None
         out = {}
         for ds in sets:
+            ds = method.input_view(ds) if hasattr(method, "input_view") else ds  # e.g. the official loader's view
             if cache is None:
                 out[ds.name] = extract(fn, ds, batch_size, progress, device)
             else:
@@ -107,10 +109,16 @@ def _restrict(logits: torch.Tensor, labels: torch.Tensor, class_subset):
 
 
 def rows_from_logits(
-    entries: list[dict], T: float = 0.01, score: str = "mcm", clip_style: bool = True, logit_scale: float = 100.0
+    entries: list[dict],
+    T: float = 0.01,
+    score: str = "mcm",
+    clip_style: bool = True,
+    logit_scale: float = 100.0,
+    convention: str = "kit",
 ) -> list[dict]:
     """Rows from ``entries`` = [{"name", "kind", "logits", "labels"[, "class_subset"]}, ...] (one "id" entry
-    is required when any is "ood"). The shared back end of :func:`evaluate_method` and the sweeps."""
+    is required when any is "ood"). The shared back end of :func:`evaluate_method` and the sweeps.
+    ``convention``: the OOD metric convention of :func:`~reprolab.evaluation.metrics.ood_metrics`."""
     rows, id_scores = [], None
     ids = [e for e in entries if e["kind"] == "id"]
     if len(ids) > 1 or (not ids and any(e["kind"] == "ood" for e in entries)):
@@ -121,7 +129,7 @@ def rows_from_logits(
         if e["kind"] not in ("id", "shift", "ood"):
             raise ReprolabError(f"set {e['name']}: kind {e['kind']!r}; use 'id', 'shift' or 'ood'")
         if e["kind"] == "ood":
-            m = ood_metrics(id_scores, ood_score(e["logits"], clip_style, logit_scale, T, score))
+            m = ood_metrics(id_scores, ood_score(e["logits"], clip_style, logit_scale, T, score), convention)
         else:
             logits, labels = _restrict(e["logits"], e["labels"], e.get("class_subset"))
             m = {"acc": accuracy(logits, labels)}
@@ -148,6 +156,7 @@ def evaluate_method(
     batch_size: int = 256,
     score: str = "mcm",
     progress: bool = True,
+    convention: str = "kit",
 ) -> list[dict]:
     """One row per evaluation set (ID first, then shifts, then OOD); see the module docstring."""
     _check_setup(method, id_set)
@@ -163,7 +172,8 @@ def evaluate_method(
         }
         for d, k in kinds
     ]
-    return rows_from_logits(entries, T, score, getattr(method, "clip_style", True), method.encoder.logit_scale)
+    clip_style = getattr(method, "clip_style", True)
+    return rows_from_logits(entries, T, score, clip_style, method.encoder.logit_scale, convention)
 
 
 def split_sets(sets) -> tuple:

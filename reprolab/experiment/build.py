@@ -1,7 +1,8 @@
 """From a config's method spec to a built method and the folder its checkpoint lives in.
 
 * :func:`build_from_spec`: ``residual_reprogrammer`` with a ``base`` takes its base reprogrammer's params (its own
-  params may only be ``alpha_zeroshot`` — the weight on the ZERO-SHOT features —, ``renormalise`` and ``zs_input``); ``wise_ft``
+  params may only be ``alpha_zeroshot`` — the weight on the ZERO-SHOT features —, ``renormalise``, ``zs_input``
+  and ``zs_dtype``); ``wise_ft``
   needs a ``base`` fine-tuning run; a method whose constructor takes ``seed`` gets the run's seed.
 * :func:`checkpoint_dir`: ``OUT/checkpoints/<method>-s<seed>[-<params hash>]``, marked with the hash of its training
   config; a checkpoint of another training config is moved aside to ``….stale-<hash>`` (and moved back if that
@@ -24,11 +25,11 @@ def build_from_spec(spec, specs: dict, encoder, classnames, seed: int):
 
     params = dict(spec.params)
     if spec.name == "residual_reprogrammer" and spec.base:
-        extra = [k for k in params if k not in ("alpha_zeroshot", "renormalise", "zs_input")]
+        extra = [k for k in params if k not in ("alpha_zeroshot", "renormalise", "zs_input", "zs_dtype")]
         if extra or specs[spec.base].name != "reprogrammer":
             raise ConfigError(
                 f"methods.residual_reprogrammer reuses base {spec.base!r}: its base must be the "
-                f"reprogrammer and its params only alpha_zeroshot/renormalise/zs_input (got {extra})"
+                f"reprogrammer and its params only alpha_zeroshot/renormalise/zs_input/zs_dtype (got {extra})"
             )
         params = {**specs[spec.base].params, **params}
     if spec.name == "wise_ft" and (not spec.base or specs[spec.base].name not in ("finetune", "lp_ft")):

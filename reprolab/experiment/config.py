@@ -26,6 +26,7 @@ from reprolab.experiment.protocol import check_config
 from reprolab.training import TrainConfig
 
 SCORES = ("mcm", "energy", "max_logit")
+METRIC_CONVENTIONS = ("kit", "official")  # reprolab.evaluation.metrics.CONVENTIONS (not imported: no sklearn here)
 # Training options a config may set (the seed comes from ``seeds``, so it is not one of them).
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed")
 
@@ -60,6 +61,7 @@ class Config:
     ood_sets: list[str] = field(default_factory=list)
     score: str = "mcm"  # OOD score: mcm | energy | max_logit
     T: float = 0.01  # temperature of the score
+    metric_convention: str = "kit"  # OOD metrics: kit (scikit-learn, as MCM) | official (compute_metrics.py)
     eval_batch_size: int = 256
     device: str = "auto"
     methods: list[MethodSpec] = field(default_factory=list)
@@ -197,6 +199,11 @@ def from_dict(raw: dict) -> Config:
         cfg.data_root = os.environ["REPROLAB_DATA"]
     if cfg.score not in SCORES:
         raise ConfigError(f"score must be one of {', '.join(SCORES)}, got {cfg.score!r}")
+    if cfg.metric_convention not in METRIC_CONVENTIONS:
+        raise ConfigError(
+            f"metric_convention must be kit (scikit-learn, as MCM) or official (the official code's "
+            f"compute_metrics.py), got {cfg.metric_convention!r}"
+        )
     if not cfg.seeds:
         raise ConfigError("seeds is empty; give at least one, e.g. seeds: [0]")
     for k in ("rrp_alphas", "wise_alphas"):

@@ -15,7 +15,8 @@ TRAINING_DATA_KEYS = ("encoder", "id_dataset", "train_subset", "val_subset", "da
 
 
 def data_settings(cfg, encoder_id: str) -> dict:
-    """The encoder and data settings that every row of a run shares."""
+    """The encoder and data settings that every row of a run shares. Keys added later (``val_subset``,
+    ``metric_convention``) appear only when set away from their default, so older rows keep their hashes."""
     return dict(
         encoder=encoder_id,
         id_dataset=cfg.id_dataset,
@@ -29,6 +30,7 @@ def data_settings(cfg, encoder_id: str) -> dict:
         score=cfg.score,
         T=cfg.T,
         **({"val_subset": cfg.val_subset} if cfg.val_subset else {}),
+        **({"metric_convention": cfg.metric_convention} if cfg.metric_convention != "kit" else {}),
     )
 
 

@@ -120,6 +120,21 @@ def not_evaluated(out: Path, df: pd.DataFrame) -> list[str]:
     return [skip_line(n, why="not found when the run loaded its data") for n in wanted if ALIASES.get(n, n) not in have]
 
 
+CONVENTION_TEXT = {
+    "kit": "kit (scikit-learn's ROC and average precision, as MCM)",
+    "official": "official (the official reprogrammer code's compute_metrics.py: FPR95 at sorted(ID)[round(0.05·n)], "
+    "trapezoid AUPR)",
+}
+
+
+def convention_line(d: pd.DataFrame) -> str:
+    """The OOD metric convention(s) of these rows (``metric_convention``; rows written before it existed: kit)."""
+    col = d["metric_convention"] if "metric_convention" in d else pd.Series("kit", index=d.index)
+    used = sorted(col.fillna("kit").unique())
+    text = "; ".join(CONVENTION_TEXT.get(c, c) for c in used)
+    return f"<p><b>OOD metric convention</b>: {html.escape(text)} — see docs/fidelity.md.</p>"
+
+
 def section(df: pd.DataFrame, out: Path, figs: _Figs) -> str:
     d = _labels(_latest(df))
     table = _ordered(paper_table(d).rename_axis("label"), d)
@@ -129,6 +144,7 @@ def section(df: pd.DataFrame, out: Path, figs: _Figs) -> str:
         f"<h2>Encoder: {html.escape(encoder_name(d['encoder'].iloc[0]))} · trained on "
         f"{html.escape(str(d['train_dataset'].iloc[0]))}</h2>",
         "<p>" + "; ".join(f"<b>{k}</b>: {html.escape(', '.join(v)) or '—'}" for k, v in sets.items()) + "</p>",
+        convention_line(d),
         shown.rename_axis("method").to_html(classes="paper", escape=True),
     ]
     for fig in (fig_tradeoff(table, d), fig_alpha(table, d), fig_sets(d)):

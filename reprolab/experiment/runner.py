@@ -172,13 +172,12 @@ class Runner:
         alphas = sorted({a for _, a in missing})
         if spec.name == "residual_reprogrammer":
             feats = rrp_features(method, self.all_sets, self.cache, c.eval_batch_size)
-            return rrp_sweep(feats, alphas, c.T, c.score, renormalise=method.renormalise)
+            return rrp_sweep(feats, alphas, c.T, c.score, method.renormalise, c.metric_convention)
+        ev = dict(T=c.T, cache=self.cache, batch_size=c.eval_batch_size, score=c.score, convention=c.metric_convention)
         if spec.name == "wise_ft":
-            return wise_ft_sweep(method, self.all_sets, alphas, c.T, self.cache, c.eval_batch_size, c.score)
+            return wise_ft_sweep(method, self.all_sets, alphas, **ev)
         if spec.name != "linear_probe":
-            rows = evaluate_method(
-                method, self.id_set, self.shift_sets, self.ood_sets, c.T, self.cache, c.eval_batch_size, c.score
-            )
+            rows = evaluate_method(method, self.id_set, self.shift_sets, self.ood_sets, **ev)
             self.save_scores(spec, method, seed)
             return rows
         outs, dev = self.frozen_features(self.all_sets), method.head.weight.device  # no second encoder pass
@@ -195,7 +194,8 @@ class Runner:
             for d in self.all_sets
         ]
         self.save_scores(spec, method, seed, logits)
-        return rows_from_logits(entries, c.T, c.score, method.clip_style, method.encoder.logit_scale)
+        scale = method.encoder.logit_scale
+        return rows_from_logits(entries, c.T, c.score, method.clip_style, scale, c.metric_convention)
 
     def save_scores(self, spec: MethodSpec, method, seed: int, logits=None) -> None:
         """Per-image OOD scores of every set, for the report's histograms (:mod:`.score_files`)."""
@@ -205,11 +205,13 @@ class Runner:
 
     def row_settings(self, spec: MethodSpec, method) -> dict:
         """Recorded in every test row: the choices where the kit and the official code can differ (template, resize,
-        RRP's zs_input: ``Method.row_settings``) and the training precision ``amp`` (of the base for RRP/WiSE-FT)."""
+        reduce_from, RRP's zs_input and zs_dtype: ``Method.row_settings``), the training precision ``amp`` (of the
+        base for RRP/WiSE-FT) and the OOD ``metric_convention``."""
         from reprolab.training import TrainConfig
 
         train = self.specs[spec.base].train if spec.base else spec.train
-        return dict(method.row_settings(), amp=bool(train.get("amp", TrainConfig.amp)))
+        amp = bool(train.get("amp", TrainConfig.amp))
+        return dict(method.row_settings(), amp=amp, metric_convention=self.cfg.metric_convention)
 
     def run_one(self, spec: MethodSpec, seed: int) -> None:
         h = self.spec_hash(spec)

@@ -3,7 +3,7 @@
 >>> m = build_method("coop", load_encoder("tiny"), n_ctx=4).setup(["cat", "dog"])
 
 ``build_method(name, encoder, **kw)`` passes ``kw`` to the class's constructor, except for
-``residual_reprogrammer`` (``alpha_zeroshot``, ``renormalise`` and ``zs_input`` go to the residual wrapper, the rest to the
+``residual_reprogrammer`` (``alpha_zeroshot``, ``renormalise``, ``zs_input`` and ``zs_dtype`` go to the residual wrapper, the rest to the
 inner :class:`Reprogrammer`) and ``wise_ft`` (``finetuned=`` a trained FineTune/LPFT, optional; otherwise load a
 fine-tuning checkpoint into it with ``load_trainable_state``).
 
@@ -23,7 +23,8 @@ from reprolab.methods.base import Method, ZeroShot
 from reprolab.methods.coop import CoOp
 from reprolab.methods.finetune import LPFT, FineTune
 from reprolab.methods.linear_probe import LinearProbe
-from reprolab.methods.reprogrammer import Reprogrammer, ResidualReprogrammer
+from reprolab.methods.reprogrammer import Reprogrammer
+from reprolab.methods.residual_reprogrammer import ResidualReprogrammer
 from reprolab.methods.visual_prompt import VisualPrompt
 from reprolab.methods.visual_reprogrammer import VisualReprogrammer
 from reprolab.methods.wise_ft import WiSEFT
@@ -47,7 +48,7 @@ def build_method(name: str, encoder, **kw) -> Method:
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; use one of: {', '.join(METHODS)}")
     if name == "residual_reprogrammer":
-        outer = {k: kw.pop(k) for k in ("alpha_zeroshot", "renormalise", "zs_input") if k in kw}
+        outer = {k: kw.pop(k) for k in ("alpha_zeroshot", "renormalise", "zs_input", "zs_dtype") if k in kw}
         _check_kwargs(Reprogrammer, kw)
         return ResidualReprogrammer(Reprogrammer(encoder, **kw), **outer)
     if name == "wise_ft":

@@ -64,6 +64,12 @@ class Method(nn.Module):
         """Hook at the start of each training epoch (the visual reprogrammer's iterative label mapping)."""
 
     # ----- inference ----------------------------------------------------------------------------------------------
+    def input_view(self, dataset):
+        """The dataset as this method reads it: the set itself, or a view of the same items (a reprogrammer with
+        ``reduce_from="raw"``). The harness (``collect``, ``fit``) asks every method, so methods of one run can
+        read the same items differently."""
+        return dataset
+
     def class_tokens(self, rows: Tensor | None = None):
         toks = self._class_tokens
         if rows is not None:

@@ -1,4 +1,5 @@
-"""Reprogrammer (RP, paper §3) and Residual Reprogrammer (RRP, §3.4) as methods.
+"""Reprogrammer (RP, paper §3) as a method; the Residual Reprogrammer (RRP, §3.4) is in
+:mod:`reprolab.methods.residual_reprogrammer`.
 
 RP: the encoder stays frozen; an :class:`~reprolab.reprogramming.image_reprogrammer.ImageReprogrammer` (learned frame) and/or a
 :class:`~reprolab.reprogramming.text_reprogrammer.TextReprogrammer` (token/positional tables) are trained with the symmetric
@@ -9,17 +10,20 @@ betas (0.9, 0.98), eps 1e-6, weight decay 0.1.
 Resizing (``resize``): ``"bilinear"`` (the kit's default) or ``"official"`` (PIL bicubic with the official code's
 uint8 round trips; ``configs/paper/``), see :mod:`reprolab.reprogramming.image_reprogrammer`.
 
-RRP: the equation lives in :mod:`reprolab.reprogramming.residual`; here it is wired to a trained RP and the zero-shot
-encoder. What the zero-shot half encodes (``zs_input``):
+Where the reduction to ``image_res`` starts (``reduce_from``):
 
-* ``"full"`` (the kit's default): the dataset image resized to the canvas (``encoder.resize``), as the plain
-  zero-shot method sees it;
-* ``"reduced"`` (the official code, ``configs/paper/``): the image the reprogrammer sees before its frame — reduced
-  to ``image_res`` and upsampled to the whole canvas with the reprogrammer's ``resize`` kernel (official
-  ``evaluate_*.py``: CLIP's preprocess applied to the loader's ``image_res`` image). The official code also runs this
-  branch in fp16 on the GPU; the kit keeps fp32.
+* ``"dataset"`` (the kit's default): from the image the run's set hands every method, at the config's
+  ``image_size`` (224 px for ImageNet). ImageNet then goes raw → 224 (dataset, bilinear) → 128 → 224.
+* ``"raw"`` (the official order; ``configs/paper/imagenet.yaml``): the set's image files are re-read and resized
+  once, straight to ``image_res``, with PIL bicubic + centre crop. This is the official data loader
+  (:func:`reprolab.datasets.loader_view.loader_view`). ImageNet goes raw → 128 → 224, and the reprogrammer's own
+  first resize has nothing left to do. It needs ``resize="official"``. The harness asks each method for its
+  input through :meth:`Method.input_view`, in :func:`~reprolab.evaluation.evaluate.collect` and in
+  :func:`~reprolab.training.fit`. So only the reprogrammer (and RRP's reduced zero-shot half) reads the view.
+  Zero-shot, fine-tuning and the other methods of the same run keep the set's 224-px images. Pixels:
+  ``docs/fidelity.md``. Calling ``logits(images)`` directly uses whatever images it is given.
 
-Every result row records ``template``, ``resize`` and ``zs_input`` (:meth:`Method.row_settings`).
+Every result row records ``template``, ``resize`` and ``reduce_from`` (:meth:`Method.row_settings`).
 """
 
 from __future__ import annotations
@@ -29,10 +33,9 @@ from torch import Tensor
 
 from reprolab import distributed
 from reprolab.errors import ReprolabError
-from reprolab.methods.base import DEFAULT_TEMPLATE, Method, ZeroShot
+from reprolab.methods.base import DEFAULT_TEMPLATE, Method
 from reprolab.reprogramming.image_reprogrammer import ImageReprogrammer
 from reprolab.reprogramming.losses import contrastive_loss
-from reprolab.reprogramming.residual import blend, check_alpha, residual_logits
 from reprolab.reprogramming.text_reprogrammer import TextReprogrammer
 
 
@@ -49,6 +52,7 @@ class Reprogrammer(Method):
         dropout: float = 0.0,
         init_std: float = 1.0,
         resize: str = "bilinear",
+        reduce_from: str = "dataset",
         loss: str = "focal",
         focal_alpha: float = 0.8,
         focal_gamma: float = 4.0,
@@ -63,6 +67,8 @@ class Reprogrammer(Method):
         super().__init__(encoder, template)
         if mode not in ("image", "text", "both"):
             raise ReprolabError(f"mode={mode!r}; use 'image', 'text' or 'both'")
+        check_reduce_from(reduce_from, resize, mode)
+        self.reduce_from = reduce_from
         S = encoder.image_size
         # Official CIFAR geometry on a 224 canvas: 64 → 224, frame outside the centre 192. Scaled to other canvases.
         self.geometry = dict(
@@ -130,8 +136,16 @@ class Reprogrammer(Method):
             return zs if rows is None else zs[rows]
         return self.text_rp(self.class_tokens(rows))
 
+    def input_view(self, dataset):
+        """``reduce_from="raw"``: the set's files resized straight to ``image_res`` (the official loader)."""
+        if self.reduce_from == "dataset":
+            return dataset
+        from reprolab.datasets.loader_view import loader_view
+
+        return loader_view(dataset, self.geometry["image_res"])
+
     def row_settings(self) -> dict:
-        return dict(super().row_settings(), resize=self.geometry["resize"])
+        return dict(super().row_settings(), resize=self.geometry["resize"], reduce_from=self.reduce_from)
 
     def training_loss(self, images, labels):
         if images.ndim == 2:  # a batch of precomputed frozen image features (FeatureSet): text mode only
@@ -186,97 +200,25 @@ class Reprogrammer(Method):
                 self.text_rp.load_sparse_state(text)
 
     def config(self) -> dict:
+        extra = {"reduce_from": "raw"} if self.reduce_from == "raw" else {}  # "dataset": the keys the kit always had
         return dict(
-            super().config(), mode=self.mode, loss=self.loss_kind, focal=list(self.focal), **self.geometry, **self.hp
-        )
-
-
-ZS_INPUTS = ("full", "reduced")
-
-
-class ReducedZeroShot(ZeroShot):
-    """Zero-shot on the reprogrammer's reduced view (``ImageReprogrammer.zero_shot_view``): the official RRP's
-    zero-shot branch. Nothing trained; its config names the view, so its cached features never mix with the plain
-    zero-shot ones."""
-
-    def __init__(self, rp: Reprogrammer):
-        super().__init__(rp.encoder, rp.template)
-        self.view = rp.image_rp.zero_shot_view
-        self.view_config = dict(zs_input="reduced", image_res=rp.geometry["image_res"], resize=rp.geometry["resize"])
-
-    def image_features(self, images: Tensor) -> Tensor:
-        return self.encoder.encode_image(self.view(images))
-
-    def config(self) -> dict:
-        return dict(super().config(), **self.view_config)
-
-
-class ResidualReprogrammer(Method):
-    """RRP: logits from (1−α)·RP + α·zero-shot features on both towers; α = ``alpha_zeroshot``; the zero-shot
-    half sees ``zs_input`` (module docstring)."""
-
-    name = "residual_reprogrammer"
-
-    def __init__(
-        self, reprogrammer: Reprogrammer, alpha_zeroshot: float = 0.4, renormalise: bool = False, zs_input: str = "full"
-    ):
-        super().__init__(reprogrammer.encoder, reprogrammer.template)
-        if zs_input not in ZS_INPUTS:
-            raise ReprolabError(f"zs_input={zs_input!r}; use 'full' (kit) or 'reduced' (official code)")
-        self.rp = reprogrammer
-        self.alpha_zeroshot = check_alpha(alpha_zeroshot)
-        self.renormalise = renormalise
-        self.zs_input = zs_input
-
-    def setup(self, classnames):
-        super().setup(classnames)
-        self.rp.setup(classnames)
-        return self
-
-    def zero_shot_branch(self) -> ZeroShot:
-        """The zero-shot method whose image features form the α-weighted half (set up for the same classes)."""
-        zs = ZeroShot(self.encoder, self.template) if self.zs_input == "full" else ReducedZeroShot(self.rp)
-        return zs.setup(self.rp.classnames)
-
-    def zero_shot_image_features(self, images: Tensor) -> Tensor:
-        if self.zs_input == "full":
-            return super().image_features(images)
-        return self.encoder.encode_image(self.rp.image_rp.zero_shot_view(images))
-
-    def image_features(self, images):  # blended image features (for drift and caching)
-        return blend(
-            self.rp.image_features(images), self.zero_shot_image_features(images), self.alpha_zeroshot, self.renormalise
-        )
-
-    def text_features(self):
-        return blend(self.rp.text_features(), self.zero_shot_text_features(), self.alpha_zeroshot, self.renormalise)
-
-    def logits(self, images):
-        return residual_logits(
-            self.rp.image_features(images),
-            self.zero_shot_image_features(images),
-            self.rp.text_features(),
-            self.zero_shot_text_features(),
-            self.alpha_zeroshot,
-            self.encoder.logit_scale,
-            self.renormalise,
-        )
-
-    def trainable_state(self):
-        return self.rp.trainable_state()
-
-    def load_trainable_state(self, state):
-        self.rp.load_trainable_state(state)
-
-    def row_settings(self) -> dict:
-        return dict(self.rp.row_settings(), zs_input=self.zs_input)
-
-    def config(self):
-        extra = {} if self.zs_input == "full" else {"zs_input": self.zs_input}  # "full": the key the kit always had
-        return dict(
-            self.rp.config(),
-            method=self.name,
-            alpha_zeroshot=self.alpha_zeroshot,
-            renormalise=self.renormalise,
+            super().config(),
+            mode=self.mode,
+            loss=self.loss_kind,
+            focal=list(self.focal),
+            **self.geometry,
+            **self.hp,
             **extra,
         )
+
+
+def check_reduce_from(reduce_from: str, resize: str, mode: str) -> None:
+    """One-line errors for ``reduce_from`` (module docstring)."""
+    if reduce_from not in ("dataset", "raw"):
+        raise ReprolabError(f"reduce_from={reduce_from!r}; use 'dataset' (kit) or 'raw' (official loader order)")
+    if reduce_from == "raw" and resize != "official":
+        raise ReprolabError(
+            "reduce_from='raw' is the official loader's PIL bicubic step; use it with resize='official'"
+        )
+    if reduce_from == "raw" and mode == "text":
+        raise ReprolabError("reduce_from='raw' changes the image reprogrammer's input; mode='text' has none, drop it")

@@ -13,9 +13,9 @@ and *no* renormalisation by default (as the official code; ``renormalise=True`` 
 What f_I^ZS is computed from differs between the kit and the official code. The official code encodes the image the
 reprogrammer sees before its frame: reduced to ``image_res``, then upsampled to the canvas (r = 128 → 224 for
 ImageNet), in fp16. The kit's default encodes the dataset image resized to the canvas, in fp32.
-``ResidualReprogrammer(zs_input="reduced")`` (:mod:`reprolab.methods.reprogrammer`; the default in
-``configs/paper/``) gives the official input. Every result row records which one was used (``zs_input``), and
-``docs/fidelity.md`` measures the difference.
+``ResidualReprogrammer(zs_input="reduced", zs_dtype="fp16")`` (:mod:`reprolab.methods.residual_reprogrammer`;
+the default in ``configs/paper/``) gives the official input and precision (fp16 on CUDA only). Every result row
+records which were used (``zs_input``, ``zs_dtype``), and ``docs/fidelity.md`` measures the difference.
 
 Everything here works on features, so with cached features a change of α costs no encoder pass.
 """
