@@ -50,6 +50,14 @@ def test_course_fit_trains_once_and_a_later_notebook_loads_it(tiny, tiny_set, co
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     assert sa["text.token_delta_rows"].abs().sum() > 0  # a trained state, not two untouched ones
     assert [r["loss"] for r in ha.steps] == [r["loss"] for r in hb.steps] and t2.records == tracker.records
+    assert ha.seconds > 0 and hb.seconds == ha.seconds  # the training time as measured where it was trained
+
+
+def test_course_fit_does_not_save_a_run_on_a_set_without_a_key(tiny, tiny_set, counted, tmp_path, capsys):
+    del tiny_set.key  # nothing tells this set from another of the same size
+    for _ in range(2):
+        course_fit(_rp(tiny, tiny_set), tiny_set, CFG, "nb04-rp")
+    assert "has no .key" in capsys.readouterr().out and counted == [1, 1] and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -100,11 +101,16 @@ def course_fit(method, train_set, cfg, name: str, callback=None, retrain: bool =
     The run's slot (:func:`course_slot`) is keyed by what fixes the result — method config with the encoder,
     training set, schedule — so a later notebook that trains the same method with the same settings loads it in
     seconds and says so. ``name``: a readable label of the cell (e.g. ``"nb04-rp"``), printed and recorded, not part
-    of the key. ``retrain=True`` trains and overwrites the slot.
+    of the key. ``retrain=True`` trains and overwrites the slot. The returned history's ``seconds`` is the
+    training's wall time, also when loaded (as measured where it was trained). A training set without a ``key``
+    attribute cannot be told from another one: it is trained and not saved.
     """
     from reprolab.checkpoint import save_checkpoint
     from reprolab.training import History, fit
 
+    if getattr(train_set, "key", None) is None:  # nothing names the set: another one could take its slot
+        print(f"[reprolab] {name}: the training set has no .key, so this run is trained here and not saved")
+        return fit(method, train_set, cfg, callback=callback)
     slot, total = course_slot(method, train_set, cfg), cfg.total_steps(len(train_set))
     found = None if retrain else _finished(slot, total, callback)
     if found is not None:
@@ -121,8 +127,10 @@ def course_fit(method, train_set, cfg, name: str, callback=None, retrain: bool =
             f"[reprolab] {name}: loaded the {method.name} {where} ({by}, {meta['step']} steps) from {slot}; "
             "retrain=True to train again"
         )
-        return History(meta.get("history", []))
+        return History(meta.get("history", []), meta.get("seconds"))
+    t0 = time.perf_counter()
     history = fit(method, train_set, cfg, callback=callback)
+    history.seconds = round(time.perf_counter() - t0, 1)
     tensors = {f"model.{k}": v for k, v in method.trainable_state().items()}  # no optimiser moments: a third the size
     try:  # the tracked curve first: a checkpoint's JSON (written last) means everything is there
         slot.mkdir(parents=True, exist_ok=True)
@@ -131,7 +139,16 @@ def course_fit(method, train_set, cfg, name: str, callback=None, retrain: bool =
         else:
             (slot / "tracker.json").unlink(missing_ok=True)  # a retrained run's old curve is not this run's
         save_checkpoint(
-            slot, tensors, dict(step=total, total=total, label=name, method=method.config(), history=history.steps)
+            slot,
+            tensors,
+            dict(
+                step=total,
+                total=total,
+                label=name,
+                seconds=history.seconds,
+                method=method.config(),
+                history=history.steps,
+            ),
         )
     except OSError as exc:  # e.g. a read-only shared folder: the trained model is still here
         print(f"[reprolab] {name}: trained here, not saved ({exc}); set REPROLAB_RUNS to a writable folder")
