@@ -62,6 +62,7 @@ class TrainConfig:
 @dataclass
 class History:
     steps: list = field(default_factory=list)  # one dict per logged step: step, loss, acc, lr
+    seconds: float | None = None  # wall time of the training, where it was measured (course_fit records it)
 
     def as_frame(self):
         import pandas as pd

@@ -8,7 +8,8 @@ Notebooks run in FAST mode: their first cell defaults to ``FAST = True`` (CPU si
 in their environment as well, for notebooks or tests that read it. They execute from an in-memory copy, so the files
 on disk are never rewritten, and ``REPROLAB_RUNS`` points at an empty temporary folder, so notebook 07's resumable
 run is timed from scratch (not resumed from an earlier ``runs/nb07-fast-*``), and the course's shared feature cache
-(``REPROLAB_RUNS/cache/``) starts empty, as on a student's first run.
+(``REPROLAB_RUNS/cache/``) and trained runs (``REPROLAB_RUNS/checkpoints/``) start empty, as on a student's first
+pass through the course: the first notebook that trains a run pays for it, later ones with the same settings load it.
 
 ``encoder="vit-b-32"`` times the same course with a CLIP-shaped encoder: a random-init ``ViT-B-32-quickgelu``
 written once by :func:`reprolab.encoders.testing.save_random_clip` (to ``~/.cache/reprolab``), which the notebooks'

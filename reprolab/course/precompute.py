@@ -8,10 +8,11 @@ loss history and tracked accuracies under ``DIR/checkpoints/``; every cached fea
 was run, with which encoder, and how long each notebook took.
 
 Students copy DIR, set ``REPROLAB_PRECOMPUTED=DIR`` and run the same notebooks with the same encoder and FAST
-setting: training cells load the teacher's runs and say so ("loaded the trained weights precomputed in …"),
+setting: training cells load the teacher's runs and say so ("loaded the reprogrammer precomputed (…)"),
 evaluations hit the cache, and the α slider, the drift map and the OOD explorer are there in seconds. Any
-training cell can still be re-run for real (``retrain=True``, or without the variable). A run whose settings the
-student changed is not in DIR, so it is trained (and added) — never silently replaced by another run's weights.
+training cell can still be re-run for real (``retrain=True`` trains and overwrites that run in the student's copy;
+without the variable, runs go to the student's own ``runs/``). A run whose settings the student changed is not in
+DIR, so it is trained (and added) — never silently replaced by another run's weights.
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@ precomputed training runs (``reprolab precompute``).
 * :func:`course_cache` — one :class:`~reprolab.evaluation.features.FeatureCache` per encoder
   (``<root>/cache/<encoder id>``), shared by every notebook: frozen features of a set are computed once for the
   whole course, and a switch of encoder (stand-in, then CLIP) starts a fresh folder instead of mixing.
-* :func:`course_fit` — :func:`reprolab.training.fit`, or, when ``$REPROLAB_PRECOMPUTED`` names a folder holding
-  this exact training run (same method config, encoder, training set and schedule), its finished checkpoint —
-  loaded in seconds, with the loss history and the tracked test accuracies of the original run. It says which.
-  A run that is not there is trained and saved there (that is how ``reprolab precompute`` fills the folder).
+* :func:`course_fit` — train once, reuse: :func:`reprolab.training.fit`, then the finished run's trained tensors,
+  loss history and tracked test accuracies are saved in :func:`checkpoints_root` under a slot keyed by what fixes
+  the result (method config with the encoder, training set, schedule — not the notebook). The next notebook that
+  trains the same method with the same settings loads it in seconds and says so (``retrain=True`` trains again and
+  overwrites); other settings are another slot, trained. A teacher's ``reprolab precompute`` fills
+  ``$REPROLAB_PRECOMPUTED`` the same way.
 * :class:`FeatureAccuracyTracker` — the ``fit`` callback of :class:`~reprolab.course.plots.AccuracyTracker`, on
   cached frozen image features: for methods whose image side is the frozen encoder (zero-shot, text-only RP).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -63,41 +66,94 @@ def training_id(method, train_set, cfg) -> str:
     return key_hash(dict(method=method.config(), train=getattr(train_set, "key", None), schedule=schedule))[:12]
 
 
-def course_fit(method, train_set, cfg, name: str, callback=None, retrain: bool = False):
-    """``fit(method, train_set, cfg, callback=callback)``, or the precomputed run's checkpoint (module docstring).
+def checkpoints_root() -> Path:
+    """Where :func:`course_fit` keeps trained runs: ``DIR/checkpoints`` under ``$REPROLAB_PRECOMPUTED=DIR``, else
+    ``runs_root()/checkpoints`` (``$REPROLAB_RUNS``, else ``<repo>/runs``)."""
+    return (precomputed_dir() or runs_root()) / "checkpoints"
 
-    ``name``: a readable label of the run (e.g. ``"nb03-rp"``); ``retrain=True`` trains here even when a
-    precomputed run exists (and does not overwrite it).
+
+def course_slot(method, train_set, cfg) -> Path:
+    """The folder of this exact training run: method name, encoder, :func:`training_id` (never the notebook)."""
+    return checkpoints_root() / f"{method.name}-{encoder_slug(method.encoder.id)}-{training_id(method, train_set, cfg)}"
+
+
+def _finished(slot: Path, total: int, callback) -> tuple[dict, dict] | None:
+    """The slot's tensors and meta when it holds a finished run (and the tracked records ``callback`` wants)."""
+    from reprolab.checkpoint import checkpoint_exists, load_checkpoint
+
+    if not checkpoint_exists(slot):
+        return None
+    try:
+        tensors, meta = load_checkpoint(slot)
+    except ReprolabError as exc:  # half-written or corrupt: say so, train again, overwrite
+        print(f"[reprolab] {exc}; training again")
+        return None
+    if meta.get("total") != total or meta.get("step", 0) < total:
+        return None  # an interrupted run is not a finished one
+    if callback is not None and hasattr(callback, "records") and not (slot / "tracker.json").exists():
+        return None  # trained without the tracked curve this cell draws
+    return tensors, meta
+
+
+def course_fit(method, train_set, cfg, name: str, callback=None, retrain: bool = False):
+    """``fit(method, train_set, cfg, callback=callback)`` once per training run, then its checkpoint (module docstring).
+
+    The run's slot (:func:`course_slot`) is keyed by what fixes the result — method config with the encoder,
+    training set, schedule — so a later notebook that trains the same method with the same settings loads it in
+    seconds and says so. ``name``: a readable label of the cell (e.g. ``"nb04-rp"``), printed and recorded, not part
+    of the key. ``retrain=True`` trains and overwrites the slot. The returned history's ``seconds`` is the
+    training's wall time, also when loaded (as measured where it was trained). A training set without a ``key``
+    attribute cannot be told from another one: it is trained and not saved.
     """
-    from reprolab.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+    from reprolab.checkpoint import save_checkpoint
     from reprolab.training import History, fit
 
-    pre = precomputed_dir()
-    if pre is None:
+    if getattr(train_set, "key", None) is None:  # nothing names the set: another one could take its slot
+        print(f"[reprolab] {name}: the training set has no .key, so this run is trained here and not saved")
         return fit(method, train_set, cfg, callback=callback)
-    slot = pre / "checkpoints" / f"{name}-{encoder_slug(method.encoder.id)}-{training_id(method, train_set, cfg)}"
-    if not retrain and checkpoint_exists(slot):
-        tensors, meta = load_checkpoint(slot)
-        if meta.get("step", 0) >= meta.get("total", 1):
-            method.load_trainable_state({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-            method.eval()
-            records = slot / "tracker.json"
-            if callback is not None and hasattr(callback, "records") and records.exists():
-                callback.records[:] = json.loads(records.read_text())
-            print(
-                f"[reprolab] {name}: loaded the trained weights precomputed in {slot} ({meta['step']} steps); "
-                "pass retrain=True (or unset REPROLAB_PRECOMPUTED) to train here instead"
-            )
-            return History(meta.get("history", []))
-    if retrain:
-        return fit(method, train_set, cfg, callback=callback)
+    slot, total = course_slot(method, train_set, cfg), cfg.total_steps(len(train_set))
+    found = None if retrain else _finished(slot, total, callback)
+    if found is not None:
+        tensors, meta = found
+        method.load_trainable_state({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        method.eval()
+        if callback is not None and hasattr(callback, "records"):
+            callback.records[:] = json.loads((slot / "tracker.json").read_text())
+        by = meta.get("label", "?")
+        where = (
+            "precomputed" if precomputed_dir() else "trained by an earlier notebook" if by != name else "saved earlier"
+        )
+        print(
+            f"[reprolab] {name}: loaded the {method.name} {where} ({by}, {meta['step']} steps) from {slot}; "
+            "retrain=True to train again"
+        )
+        return History(meta.get("history", []), meta.get("seconds"))
+    t0 = time.perf_counter()
     history = fit(method, train_set, cfg, callback=callback)
-    total = cfg.total_steps(len(train_set))  # trained tensors only (no optimiser moments: a third of the size)
-    tensors = {f"model.{k}": v for k, v in method.trainable_state().items()}
-    save_checkpoint(slot, tensors, dict(step=total, total=total, method=method.config(), history=history.steps))
-    if callback is not None and hasattr(callback, "records"):
-        (slot / "tracker.json").write_text(json.dumps(callback.records))
-    print(f"[reprolab] {name}: trained here and saved to {slot} for the next run")
+    history.seconds = round(time.perf_counter() - t0, 1)
+    tensors = {f"model.{k}": v for k, v in method.trainable_state().items()}  # no optimiser moments: a third the size
+    try:  # the tracked curve first: a checkpoint's JSON (written last) means everything is there
+        slot.mkdir(parents=True, exist_ok=True)
+        if callback is not None and hasattr(callback, "records"):
+            (slot / "tracker.json").write_text(json.dumps(callback.records))
+        else:
+            (slot / "tracker.json").unlink(missing_ok=True)  # a retrained run's old curve is not this run's
+        save_checkpoint(
+            slot,
+            tensors,
+            dict(
+                step=total,
+                total=total,
+                label=name,
+                seconds=history.seconds,
+                method=method.config(),
+                history=history.steps,
+            ),
+        )
+    except OSError as exc:  # e.g. a read-only shared folder: the trained model is still here
+        print(f"[reprolab] {name}: trained here, not saved ({exc}); set REPROLAB_RUNS to a writable folder")
+        return history
+    print(f"[reprolab] {name}: trained here and saved to {slot}; later notebooks with the same settings load it")
     return history
 
 
