@@ -16,8 +16,8 @@ figure (JSON key)                     what                                      
 ``alpha_slider_p95_ms``               in Chromium: α key event → plotly_afterplot    ≤ 50 ms
                                       with the new markers, 30 moves (p95;
                                       :mod:`reprolab.bench.alpha_latency`)
-``quickstart_s``, ``notebooks_s``     wall time of the quickstart run / notebooks    ≤ 600 s each
-``*_peak_rss_mb``                     peak memory of those runs                      ≤ 4096 MB
+``quickstart_s``, ``notebooks_s``     wall time of the quickstart run / notebooks    ≤ 1200 / 600 s
+``*_peak_rss_mb``                     peak memory of those runs                      ≤ 6144 / 4096 MB
 ``text_rp_cached_speedup``            text-only RP steps/s from cached frozen        ≥ 20×
                                       features / from images (ViT-B-32 when
                                       selected; ``text_rp`` per encoder)
@@ -50,8 +50,10 @@ TARGETS = {  # key: (comparison, bound, unit)
     "rp_over_ft_step": ("<=", 0.75, "×"),
     "extraction_ratio": (">=", 0.9, "×"),
     "alpha_slider_p95_ms": ("<=", 50.0, "ms"),
-    "quickstart_s": ("<=", 600.0, "s"),
-    "quickstart_peak_rss_mb": ("<=", 4096.0, "MB"),
+    # the demo runs the strong stand-in (issue 17: the only prior measured where RP beats zero-shot), which costs
+    # ≈ 2× the weak one's time and 4.8-5.0 GB: its own limits, a laptop with 8 GB; the notebooks keep 10 min / 4 GB
+    "quickstart_s": ("<=", 1200.0, "s"),
+    "quickstart_peak_rss_mb": ("<=", 6144.0, "MB"),
     "notebooks_total_s": ("<=", 600.0, "s"),
     "notebooks_peak_rss_mb": ("<=", 4096.0, "MB"),
     "text_rp_cached_speedup": (">=", 20.0, "×"),
