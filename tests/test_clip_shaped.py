@@ -50,7 +50,7 @@ def test_text_rp_from_features_gives_the_images_loss_and_gradients(tiny, tiny_se
     lb.backward()
     assert torch.allclose(la, lb, atol=1e-6) and torch.equal(pa, pb)
     for a, b in [
-        (by_images.text_rp.token_delta, by_feats.text_rp.token_delta),
+        (by_images.text_rp.row_delta, by_feats.text_rp.row_delta),
         (by_images.text_rp.pos_delta, by_feats.text_rp.pos_delta),
     ]:
         assert a.grad.abs().sum() > 0 and torch.allclose(a.grad, b.grad, atol=1e-6)
@@ -152,11 +152,11 @@ def test_random_clip_file_loads_with_clips_shapes_and_says_random(tmp_path):
 def test_batch_text_features_run_each_class_prompt_once_with_the_same_values_and_gradients(tiny, tiny_set):
     rp = Reprogrammer(tiny, mode="text").setup(tiny_set.classnames)
     with torch.no_grad():
-        rp.text_rp.token_delta.normal_(0, 0.1)
+        rp.text_rp.row_delta.normal_(0, 0.1)
     y = torch.tensor([3, 1, 3, 0, 1, 3])
     once = rp.batch_text_features(y)
     per_image = rp.text_features(rows=y)
     assert torch.allclose(once, per_image, atol=1e-6)
-    g1 = torch.autograd.grad(once.sum(), rp.text_rp.token_delta)[0]
-    g2 = torch.autograd.grad(per_image.sum(), rp.text_rp.token_delta)[0]
+    g1 = torch.autograd.grad(once.sum(), rp.text_rp.row_delta)[0]
+    g2 = torch.autograd.grad(per_image.sum(), rp.text_rp.row_delta)[0]
     assert g1.abs().sum() > 0 and torch.allclose(g1, g2, atol=1e-5)

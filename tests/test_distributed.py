@@ -95,7 +95,8 @@ def test_torchrun_two_processes_equal_one_process(tmp_path, shared_datasets):
             n = len(a) // 3  # (softmax is shift-invariant), and Adam turns its ±1e-12 rounding noise, whose sign
             a, b = torch.cat([a[:n], a[2 * n :]]), torch.cat([b[:n], b[2 * n :]])  # depends on the reduction
             # order, into ±lr steps — in any two runs that add in different orders; q and v are compared
-        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), k
+        rel = float((a - b).abs().max() / a.abs().max().clamp(min=1e-12))
+        assert rel < 1e-4, (k, rel)  # float32 sums in another order: agree to ~1e-5 of each tensor's scale
 
     rows = [[json.loads(x) for x in (tmp_path / d / "results.jsonl").read_text().splitlines()] for d in ("one", "two")]
     key = lambda r: (r["method"], r["eval_set"], r["alpha"])

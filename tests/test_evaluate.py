@@ -44,7 +44,7 @@ def trained_like_rp(encoder, mode="both", seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         rp.image_rp.W.add_(0.5 * torch.randn(rp.image_rp.W.shape, generator=g))
-        rp.text_rp.token_delta.add_(0.05 * torch.randn(rp.text_rp.token_delta.shape, generator=g))
+        rp.text_rp.row_delta.add_(0.05 * torch.randn(rp.text_rp.row_delta.shape, generator=g))
     return rp
 
 

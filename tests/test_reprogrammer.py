@@ -93,7 +93,7 @@ def test_alpha_one_is_zero_shot_and_alpha_zero_is_the_reprogrammer(tiny, tiny_se
     names = tiny_set.classnames
     rp = Reprogrammer(tiny, mode="both").setup(names)
     with torch.no_grad():
-        rp.text_rp.token_delta.normal_(0, 0.1)  # make RP differ from zero-shot
+        rp.text_rp.row_delta.normal_(0, 0.1)  # make RP differ from zero-shot
     x = tiny_set.images[:8]
     zs = ZeroShot(tiny).setup(names).logits(x)
     with torch.no_grad():
@@ -115,12 +115,12 @@ def test_residual_blend_rules():
 def test_training_changes_only_reprogrammer_tensors(tiny, tiny_set, mode):
     before = copy.deepcopy(tiny.state_dict())
     rp = Reprogrammer(tiny, mode=mode).setup(tiny_set.classnames)
-    W0, T0 = rp.image_rp.W.detach().clone(), rp.text_rp.token_delta.detach().clone()
+    W0, T0 = rp.image_rp.W.detach().clone(), rp.text_rp.token_delta().detach().clone()
     fit(rp, tiny_set, TrainConfig(steps=3, batch_size=8, warmup=1, progress=False))
     after = tiny.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # frozen encoder bit-identical
     assert (not torch.equal(rp.image_rp.W, W0)) == (mode in ("image", "both"))
-    assert (not torch.equal(rp.text_rp.token_delta, T0)) == (mode in ("text", "both"))
+    assert (not torch.equal(rp.text_rp.token_delta(), T0)) == (mode in ("text", "both"))
 
 
 def test_standin_encoder_with_batchnorm_stays_bit_identical(standin):
@@ -191,10 +191,13 @@ def test_checkpoint_round_trip_and_corruption(tiny, tmp_path):
 
 def test_text_changes_are_stored_as_sparse_differences(tiny):
     rp = Reprogrammer(tiny, mode="text", text_decay_target="pretrained").setup(["cat", "dog"])
+    prompt_rows = torch.unique(tiny.token_ids(rp.class_tokens())).tolist()
     with torch.no_grad():
-        rp.text_rp.token_delta[[5, 9]] = 1.0
+        rp.text_rp.row_delta[[0, 2]] = 1.0
     st = rp.text_rp.sparse_state()
-    assert st["token_rows"].tolist() == [5, 9] and st["token_delta_rows"].shape == (2, 32)
+    assert st["token_rows"].tolist() == prompt_rows and st["token_delta_rows"].shape == (len(prompt_rows), 32)
+    moved = rp.text_rp.token_delta().abs().sum(dim=-1).nonzero().flatten().tolist()
+    assert moved == [prompt_rows[0], prompt_rows[2]]  # every other row of the table is E₀
     near = rp.text_rp.nearest_tokens(tiny.token_embedding.weight[[320]], k=1)
     assert near[0][0][0] == tiny.vocab()[320]
 

@@ -26,12 +26,12 @@ def _features_and_grads(encoder, tokens, seed=0):
     rp = TextReprogrammer(encoder)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # non-zero deltas, so the tables differ from the pretrained ones
-        rp.token_delta.copy_(0.02 * torch.randn(rp.token_delta.shape, generator=g))
+        rp.row_delta.copy_(0.02 * torch.randn(rp.row_delta.shape, generator=g))
         rp.pos_delta.copy_(0.02 * torch.randn(rp.pos_delta.shape, generator=g))
     feats = rp(tokens)
     w = torch.randn(feats.shape, generator=g)
     (feats * w).sum().backward()
-    return feats.detach(), rp.token_delta.grad, rp.pos_delta.grad
+    return feats.detach(), rp.row_delta.grad, rp.pos_delta.grad
 
 
 def _compare(encoder, monkeypatch, atol=1e-5):

@@ -96,6 +96,13 @@ class Reprogrammer(Method):
         self.image_rp.requires_grad_(mode in ("image", "both"))
         self.text_rp.requires_grad_(mode in ("text", "both"))
 
+    def setup(self, classnames: list[str]) -> Reprogrammer:
+        super().setup(classnames)
+        # only the class prompts' tokens ever get a gradient: the text side keeps own rows for those (exact; see
+        # TextReprogrammer), so a step never passes over the whole 49,408-row table
+        self.text_rp.learn_only(self.encoder.token_ids(self._class_tokens))
+        return self
+
     def trainable_parameters(self) -> list[dict]:
         groups = []
         if self.mode in ("image", "both"):
@@ -107,7 +114,7 @@ class Reprogrammer(Method):
         if self.mode in ("text", "both"):
             groups.append(
                 dict(
-                    params=[self.text_rp.token_delta, self.text_rp.pos_delta],
+                    params=[self.text_rp.row_delta, self.text_rp.pos_delta],
                     lr=self.hp["lr_text"],
                     weight_decay=self.hp["wd_text"],
                     optimizer="adamw",
@@ -174,7 +181,7 @@ class Reprogrammer(Method):
                 f"training from cached image features needs mode='text' (this reprogrammer has mode={self.mode!r}: "
                 "its learned frame changes the image features); train it on the images"
             )
-        fi = distributed.gather_plain(image_features.to(self.text_rp.token_delta.device))  # frozen: no gradient
+        fi = distributed.gather_plain(image_features.to(self.text_rp.row_delta.device))  # frozen: no gradient
         ft = distributed.gather_with_grad(self.batch_text_features(labels))
         y = distributed.gather_plain(labels)
         loss, s = contrastive_loss(fi, ft, self.encoder.logit_scale, self.loss_kind, *self.focal)
