@@ -93,7 +93,9 @@ class TextReprogrammer(nn.Module):
 
     def forward(self, tokens) -> Tensor:
         """L2-normalised text features with the reprogrammed tables."""
-        return self.enc.encode_token_embeddings(self.embed(tokens), tokens, self.enc.positional_embedding + self.pos_delta)
+        return self.enc.encode_token_embeddings(
+            self.embed(tokens), tokens, self.enc.positional_embedding + self.pos_delta
+        )
 
     @torch.no_grad()
     def post_step(self, lr_wd: dict) -> None:
