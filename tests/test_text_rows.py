@@ -9,12 +9,12 @@ from reprolab.methods.reprogrammer import Reprogrammer
 from reprolab.training import TrainConfig, fit
 
 
-def _train(tiny, tiny_set, whole_table: bool, decay: str, steps=6, out=None, resume=False):
+def _train(tiny, tiny_set, whole_table: bool, decay: str, steps=6, out=None):
     rp = Reprogrammer(tiny, mode="both", lr_text=5e-2, wd_text=0.5, text_decay_target=decay).setup(tiny_set.classnames)
     if whole_table:  # what the official code optimises: every row of the table is a parameter
         rp.text_rp._set_rows(torch.arange(len(rp.text_rp.row_slot)), rp.text_rp.token_delta().detach())
     cfg = TrainConfig(steps=steps, batch_size=8, warmup=1, seed=0, ckpt_every=3, progress=False)
-    fit(rp, tiny_set, cfg, out_dir=out, resume=resume)
+    fit(rp, tiny_set, cfg, out_dir=out)
     return rp
 
 

@@ -61,8 +61,14 @@ class TextReprogrammer(nn.Module):
         E0 = self.enc.token_embedding.weight
         moved = self.token_rows[(self.row_delta != E0[self.token_rows] * (self.untouched_scale - 1)).any(dim=-1)]
         rows = torch.unique(torch.cat([token_ids.flatten().to(moved), moved]))
-        self._set_rows(rows, self.token_delta()[rows])
+        self._set_rows(rows, self._delta_of(rows, E0[rows]))
         return self
+
+    def _delta_of(self, ids: Tensor, base: Tensor) -> Tensor:
+        """ΔE of the vocabulary ids ``ids`` (any shape; ``base`` = E₀[ids]): own rows, else (g − 1)·E₀."""
+        slot = self.row_slot[ids]
+        own = self.row_delta[slot.clamp(min=0)]
+        return torch.where((slot >= 0).unsqueeze(-1), own, base * (self.untouched_scale - 1))
 
     def _set_rows(self, rows: Tensor, deltas: Tensor) -> None:
         if torch.equal(rows, self.token_rows):  # same rows: in place, so an optimiser's references stay valid
@@ -86,10 +92,7 @@ class TextReprogrammer(nn.Module):
         """(E₀ + ΔE)[t] for every token of ``tokens`` (B×L×W), without building the table."""
         ids = self.enc.token_ids(tokens)
         base = F.embedding(ids, self.enc.token_embedding.weight)
-        slot = self.row_slot[ids]
-        own = self.row_delta[slot.clamp(min=0)]
-        delta = torch.where((slot >= 0).unsqueeze(-1), own, base * (self.untouched_scale - 1))
-        return base + delta
+        return base + self._delta_of(ids, base)
 
     def forward(self, tokens) -> Tensor:
         """L2-normalised text features with the reprogrammed tables."""
