@@ -115,3 +115,30 @@ def test_every_exercise_has_a_checker_that_says_no_answer_yet(name):
     args = [None] * (fn.__code__.co_argcount - len(fn.__defaults__ or ()))
     r = fn(*args)  # every checker looks at the answer before it touches the notebook's objects
     assert not r and "no answer yet" in r.why
+
+
+def test_tracker_remembers_a_method_it_measured_and_only_that_method(tiny, tiny_set, monkeypatch):
+    """A checker re-deriving a student's answer costs no second pass (CLIP on a CPU: ≈ 13 s per pass) — but a method
+    with another frame, placement, template or class order is measured, not served a remembered accuracy."""
+    from reprolab.course.plots import AccuracyTracker
+    from reprolab.methods import Reprogrammer, ZeroShot
+
+    tracker, passes = AccuracyTracker(tiny_set), []
+    real = AccuracyTracker.measure
+    monkeypatch.setattr(AccuracyTracker, "measure", lambda self, m: passes.append(1) or real(self, m))
+    names = tiny_set.classnames
+    rp = Reprogrammer(tiny, mode="image", init_std=1.0, seed=0).setup(names)
+    first = tracker.accuracy(rp)
+    assert tracker.accuracy(Reprogrammer(tiny, mode="image", init_std=1.0, seed=0).setup(names)) == first
+    assert len(passes) == 1  # the same frame, placement and classes: remembered
+    with torch.no_grad():
+        rp.image_rp.W.add_(0.5)
+    tracker.accuracy(rp)  # trained a little: another state
+    alt = Reprogrammer(tiny, mode="image", up_res=rp.image_rp.mr_res).setup(names)
+    alt.load_trainable_state(rp.trainable_state())
+    tracker.accuracy(alt)  # same W, other placement (notebook 01, exercise 2)
+    tracker.accuracy(ZeroShot(tiny).setup(names))
+    tracker.accuracy(ZeroShot(tiny, template="a blurry photo of a {}.").setup(names))
+    tracker.accuracy(ZeroShot(tiny).setup(names[::-1]))
+    assert len(passes) == 6
+    assert tracker.measure(rp) == tracker.accuracy(rp) and len(passes) == 7

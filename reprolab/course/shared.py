@@ -160,14 +160,16 @@ def course_fit(method, train_set, cfg, name: str, callback=None, retrain: bool =
 class FeatureAccuracyTracker(AccuracyTracker):
     """:class:`~reprolab.course.plots.AccuracyTracker` measured from the frozen encoder's cached image features (no
     image pass): valid for methods whose image features *are* the frozen ones — zero-shot and the text-only
-    reprogrammer. Recording (``evaluate``, ``frame``) and the ``fit`` callback are the parent's."""
+    reprogrammer. Recording (``evaluate``, ``frame``), remembering (``accuracy``) and the ``fit`` callback are the
+    parent's."""
 
     def __init__(self, encoder, test_set, every: int = 10, cache=None, batch_size: int = 128):
         out = frozen_image_features(encoder, test_set, cache, batch_size, progress=False)
         self.features, self.labels, self.every, self.records = out["image_features"], out["labels"], every, []
+        self._known = {}  # accuracies already measured (AccuracyTracker.accuracy)
 
     @torch.no_grad()
-    def accuracy(self, method) -> float:
+    def measure(self, method) -> float:
         if getattr(method, "mode", "text") != "text":
             raise ReprolabError(
                 "FeatureAccuracyTracker needs a method whose image side is frozen (zero-shot, text-only RP); "
