@@ -45,8 +45,9 @@ test-fast: venv lint
 	$(PY) -m pytest tests -m "not slow and not browser and not clip" $(PYTEST_ARGS)
 
 # The real-CLIP path with a random-init ViT-B-32-quickgelu (CLIP's shapes and cost, no download; its accuracies mean
-# nothing): the quickstart end to end, then every notebook in FAST mode with ENCODER="auto" finding the file through
-# REPROLAB_CLIP_WEIGHTS (as `reprolab bench --course-encoder vit-b-32` runs them). About 45 min on 2 cores.
+# nothing): the quickstart, the paper config and precompute, shrunk (the `clip` marker), then every notebook in FAST
+# mode with ENCODER="auto" finding the file through REPROLAB_CLIP_WEIGHTS (as `reprolab bench --course-encoder
+# vit-b-32` runs them). About 42 min on 2 cores (README, "Contributing").
 CLIP_WEIGHTS_CMD := from reprolab.bench.course import clip_shaped_weights; print(clip_shaped_weights())
 test-clip: venv
 	$(PY) -m pytest tests -m clip -p no:cacheprovider $(PYTEST_ARGS)
