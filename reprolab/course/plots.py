@@ -100,8 +100,9 @@ def frame_figure(W, delta, reprogrammed, titles=None, title: str | None = None) 
 class AccuracyTracker:
     """A ``fit(callback=...)`` callback: test accuracy every ``every`` steps (eval mode, no gradients).
 
-    The test images are loaded once. ``tracker.accuracy(method)`` measures without recording; ``tracker.evaluate(method, step)``
-    also records (e.g. step 0 before training); ``tracker.frame()`` is a DataFrame (step, test_acc).
+    The test images are loaded once. ``tracker.accuracy(method)`` measures without recording;
+    ``tracker.evaluate(method, step)`` also records (e.g. step 0 before training); ``tracker.frame()`` is a
+    DataFrame (step, test_acc).
     A method measured before is not measured again: the accuracy is remembered under what fixes it — the method's
     config (encoder, template, geometry, rates), class names, α's and the hash of its trained tensors, as the
     feature cache keys outputs — so an exercise's checker that re-derives a student's answer costs nothing (with
